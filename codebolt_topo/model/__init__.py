@@ -1,0 +1,1 @@
+"""The topology file as data: pydantic models, the loader, and the state file's schema."""

@@ -1,0 +1,241 @@
+"""Schema v1 of ``topology.yaml``, as pydantic models.
+
+These models are the single source of truth for the file format: the loader validates against
+them, ``schemas/topology.schema.json`` is generated from them, and the planner reads them. They
+only describe what the user wrote; expanding shapes into edges and checking the graph is the job
+of :mod:`codebolt_topo.plan`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from typing_extensions import TypeAliasType
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+)
+
+__all__ = [
+    "EDGE_SHORTHAND",
+    "CapabilityName",
+    "EdgeItem",
+    "EdgeSpec",
+    "FanOutShape",
+    "FanOutSpec",
+    "HubShape",
+    "HubSpec",
+    "LinearShape",
+    "MeshShape",
+    "NodeName",
+    "NodeSpec",
+    "PluginSetting",
+    "ShapeKind",
+    "Topology",
+    "TreeShape",
+]
+
+NODE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+NodeName = Annotated[
+    str,
+    StringConstraints(pattern=NODE_NAME_PATTERN),
+    Field(description="Lowercase letters, digits, '-' and '_'; at most 63 characters."),
+]
+CapabilityName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,62}$"),
+    Field(description="A capability such as gpu, python, python:3.11 or browser."),
+]
+
+#: ``a -> b``, ``a <-> b`` and chains such as ``a -> b -> c``.
+EDGE_SHORTHAND = re.compile(
+    r"^\s*[a-z0-9][a-z0-9_-]*(\s*(->|<->)\s*[a-z0-9][a-z0-9_-]*)+\s*$"
+)
+
+PluginSetting = bool | dict[str, Any]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ShapeKind(StrEnum):
+    """Shapes a topology may declare; the planner checks the graph against the declaration."""
+
+    LINEAR = "linear"
+    FAN_OUT = "fan-out"
+    TREE = "tree"
+    MESH = "mesh"
+    HUB = "hub"
+    ANY = "any"
+
+
+class NodeSpec(_Strict):
+    """One node: a full instance (daemon, plugin host, executor) placed by a provider."""
+
+    provider: str = Field(
+        "local", description="Which provider places this node (local, docker, e2b, cloud-vm, hybrid)."
+    )
+    capabilities: list[CapabilityName] = Field(
+        default_factory=list, description="Capabilities this node offers (gpu, python, browser…)."
+    )
+    plugins: dict[str, PluginSetting] = Field(
+        default_factory=dict,
+        description=(
+            "Node plugins by name: true enables with defaults, false disables, a mapping enables "
+            "with settings. remote-execution is enabled automatically on nodes that receive edges."
+        ),
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the node's ProviderServer binds. Non-loopback addresses need a token "
+        "(always issued by apply).",
+    )
+    port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Port of the ProviderServer; omitted means the provider assigns one "
+        "(3100 inside containers, a free port for local nodes).",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables for the daemon and its commands."
+    )
+    workspace: str | None = Field(
+        None,
+        description="Working directory for executed commands, relative to the topology file. "
+        "Defaults to a per-node directory under .codebolt/.",
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"invalid environment variable name {key!r}")
+        return env
+
+
+class EdgeSpec(_Strict):
+    """A directed edge: ``from`` may send work to ``to``."""
+
+    from_: NodeName = Field(alias="from", description="The node that sends work.")
+    to: NodeName = Field(description="The node that receives and runs (or forwards) work.")
+
+
+class LinearShape(_Strict):
+    """``linear: [a, b, c]`` expands to ``a -> b -> c``."""
+
+    linear: list[NodeName] = Field(min_length=2)
+
+
+class FanOutSpec(_Strict):
+    root: NodeName
+    leaves: list[NodeName] = Field(min_length=1)
+
+
+class FanOutShape(_Strict):
+    """``fan-out: {root: a, leaves: [b, c]}`` expands to ``a -> b`` and ``a -> c``."""
+
+    fan_out: FanOutSpec = Field(alias="fan-out")
+
+
+TreeLevel = TypeAliasType(
+    "TreeLevel", "dict[NodeName, TreeLevel | list[NodeName] | None]"
+)
+
+
+class TreeShape(_Strict):
+    """``tree: {a: {b: [d, e], c: [f, g]}}``: each key sends work to its children."""
+
+    tree: TreeLevel = Field(min_length=1)
+
+
+class MeshShape(_Strict):
+    """``mesh: [a, b, c]``: every pair of listed nodes is joined both ways."""
+
+    mesh: list[NodeName] = Field(min_length=2)
+
+
+class HubSpec(_Strict):
+    hub: NodeName
+    inbound: list[NodeName] = Field(default_factory=list)
+    outbound: list[NodeName] = Field(default_factory=list)
+
+
+class HubShape(_Strict):
+    """``hub: {hub: a, inbound: [b, c], outbound: [e]}``: b, c -> a -> e."""
+
+    hub: HubSpec
+
+
+EdgeShorthand = Annotated[
+    str,
+    StringConstraints(pattern=EDGE_SHORTHAND.pattern),
+    Field(description="'a -> b', 'a <-> b' or a chain 'a -> b -> c'."),
+]
+
+
+def _edge_item_kind(value: Any) -> str | None:
+    """Pick the union member from the item's form, so errors speak about one member only."""
+    if isinstance(value, str):
+        return "shorthand"
+    if isinstance(value, BaseModel):
+        return {
+            EdgeSpec: "edge", LinearShape: "linear", FanOutShape: "fan-out", TreeShape: "tree",
+            MeshShape: "mesh", HubShape: "hub",
+        }.get(type(value))
+    if isinstance(value, dict):
+        for key in ("linear", "fan-out", "tree", "mesh", "hub"):
+            if key in value:
+                return key
+        return "edge"
+    return None
+
+
+EdgeItem = Annotated[
+    Annotated[EdgeShorthand, Tag("shorthand")]
+    | Annotated[EdgeSpec, Tag("edge")]
+    | Annotated[LinearShape, Tag("linear")]
+    | Annotated[FanOutShape, Tag("fan-out")]
+    | Annotated[TreeShape, Tag("tree")]
+    | Annotated[MeshShape, Tag("mesh")]
+    | Annotated[HubShape, Tag("hub")],
+    Discriminator(
+        _edge_item_kind,
+        custom_error_type="edge_item",
+        custom_error_message="an edge is 'a -> b', {from: a, to: b}, or one of the shapes "
+        "linear, fan-out, tree, mesh, hub",
+    ),
+]
+
+
+class Topology(_Strict):
+    """A whole topology: named nodes and the edges that say who may send work to whom."""
+
+    version: Literal[1] = Field(1, description="Schema version of this file.")
+    name: NodeName = Field(description="Name of the topology; names its state file.")
+    description: str | None = None
+    entry: NodeName | None = Field(
+        None, description="Node that commands enter by default; defaults to the graph's root."
+    )
+    shape: ShapeKind | None = Field(
+        None, description="Declared shape; the planner refuses a graph that does not match it."
+    )
+    nodes: dict[NodeName, NodeSpec] = Field(min_length=1)
+    edges: list[EdgeItem] = Field(default_factory=list)
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _empty_node_is_default(cls, nodes: Any) -> Any:
+        # ``a:`` with nothing after it is YAML null; treat it as ``a: {}``.
+        if isinstance(nodes, dict):
+            return {name: ({} if spec is None else spec) for name, spec in nodes.items()}
+        return nodes

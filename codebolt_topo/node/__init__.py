@@ -1,0 +1,1 @@
+"""The node daemon: ProviderServer, plugin host, ExecutionGateway, router and local executor."""

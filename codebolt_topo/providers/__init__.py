@@ -1,0 +1,1 @@
+"""Providers place nodes: local processes, containers, cloud sandboxes, VMs over SSH."""
