@@ -90,8 +90,9 @@ class ProtocolError(TopoError):
 class ExecError(TopoError):
     """A routed execution request failed before or while running (names node and hop)."""
 
-    def __init__(self, message: str, *, node: str | None = None, hop: str | None = None,
-                 code: str = "error") -> None:
+    def __init__(
+        self, message: str, *, node: str | None = None, hop: str | None = None, code: str = "error"
+    ) -> None:
         self.node = node
         self.hop = hop
         self.code = code

@@ -56,7 +56,9 @@ class RuntimeConfig(_Model):
         description="Enabled plugins and their settings; remote-execution on nodes with inbound edges.",
     )
     capabilities: list[str] = Field(default_factory=list)
-    hop_limit: int = Field(16, ge=1, description="Hops a request may still take when it enters here.")
+    hop_limit: int = Field(
+        16, ge=1, description="Hops a request may still take when it enters here."
+    )
 
 
 class LaunchConfig(_Model):

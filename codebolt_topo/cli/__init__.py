@@ -1,0 +1,1 @@
+"""The ``codebolt`` command: parses arguments and renders results; logic lives elsewhere."""

@@ -1,0 +1,255 @@
+"""The typer application. Each command parses, calls the library, renders.
+
+Heavy modules (networkx, websockets, pydantic models) are imported inside the commands so that
+``codebolt --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="codebolt",
+    help="Turn a topology.yaml into a live network of coordinated execution environments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+node_app = typer.Typer(help="Commands that run on a node itself.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+
+FileArg = Annotated[Path, typer.Argument(help="Topology file.", show_default=True)]
+DEFAULT_FILE = Path("topology.yaml")
+LockTimeout = Annotated[
+    float, typer.Option("--lock-timeout", help="Wait this many seconds for the state lock.")
+]
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@app.command()
+def validate(file: FileArg = DEFAULT_FILE) -> None:
+    """Check a topology file: schema, edges, shape, ports. Reports every problem at once."""
+    from codebolt_topo.plan.validate import validate_file
+
+    validated = validate_file(file)
+    topology = validated.topology
+    shape = f", shape {topology.shape.value}" if topology.shape else ""
+    print(f"{file}: valid ({len(topology.nodes)} nodes, {len(validated.edges)} edges{shape})")
+
+
+@app.command()
+def plan(
+    file: FileArg = DEFAULT_FILE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 no changes, 2 changes, 1 error.")
+    ] = False,
+) -> None:
+    """Show what apply would change, with the reason for each change."""
+    from codebolt_topo.engine.operations import plan_topology
+    from codebolt_topo.plan.render import plan_as_json, plan_as_text
+
+    result = plan_topology(file)
+    print(json.dumps(plan_as_json(result), indent=2) if as_json else plan_as_text(result))
+    if detailed_exitcode and result.has_changes:
+        raise typer.Exit(2)
+
+
+def _confirm_on_terminal(auto_approve: bool) -> object:
+    from codebolt_topo.errors import ConfigError
+    from codebolt_topo.plan.diff import Plan
+    from codebolt_topo.plan.render import plan_as_text
+
+    def confirm(plan: Plan) -> bool:
+        print(plan_as_text(plan), flush=True)
+        if auto_approve:
+            return True
+        if not sys.stdin.isatty():
+            raise ConfigError("not a terminal: re-run with --auto-approve to apply without asking")
+        answer = input("\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+        if answer.strip() != "yes":
+            print("Cancelled: nothing was changed.")
+            return False
+        return True
+
+    return confirm
+
+
+@app.command()
+def apply(
+    file: FileArg = DEFAULT_FILE,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+    lock_timeout: LockTimeout = 0.0,
+) -> None:
+    """Create, rewire, replace or remove nodes so the running topology matches the file."""
+    from codebolt_topo.engine.operations import apply_topology
+
+    confirm = _confirm_on_terminal(auto_approve)
+    result, applied = apply_topology(
+        file,
+        confirm=confirm,  # type: ignore[arg-type]
+        progress=_err,
+        lock_timeout=lock_timeout,
+    )
+    if not result.has_changes:
+        print(f"No changes. Topology {result.topology!r} is up to date.")
+    elif applied:
+        print(f"Apply complete: {len(result.actions)} change(s).")
+
+
+@app.command()
+def destroy(
+    file: FileArg = DEFAULT_FILE,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+    lock_timeout: LockTimeout = 0.0,
+) -> None:
+    """Stop every node of the topology and remove what apply created."""
+    from codebolt_topo.engine.operations import destroy_topology
+
+    confirm = _confirm_on_terminal(auto_approve)
+    result, applied = destroy_topology(
+        file,
+        confirm=confirm,  # type: ignore[arg-type]
+        progress=_err,
+        lock_timeout=lock_timeout,
+    )
+    if not result.has_changes:
+        print(f"Nothing to destroy for topology {result.topology!r}.")
+    elif applied:
+        print(f"Destroy complete: {len(result.actions)} node(s) stopped.")
+
+
+@app.command()
+def status(
+    file: FileArg = DEFAULT_FILE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Nodes of the running topology: provider, endpoint, lifecycle, process."""
+    from codebolt_topo.engine.operations import topology_status
+
+    state, rows = topology_status(file)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "topology": state.topology,
+                    "serial": state.serial,
+                    "lineage": state.lineage,
+                    "nodes": [
+                        {
+                            "name": r.name,
+                            "provider": r.provider,
+                            "lifecycle": r.lifecycle,
+                            "alive": r.observation.alive,
+                            "reason": r.observation.reason,
+                            "url": r.url,
+                            "handle": r.handle,
+                        }
+                        for r in rows
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        print(f"Topology {state.topology!r} has no running nodes.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"topology {state.topology} (serial {state.serial})")
+    for column in ("node", "provider", "state", "endpoint", "pid"):
+        table.add_column(column)
+    for row in rows:
+        shown = row.lifecycle if row.observation.alive else f"FAILED ({row.observation.reason})"
+        table.add_row(
+            row.name, row.provider, shown, row.url or "-", str(row.handle.get("pid", "-"))
+        )
+    Console().print(table)
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+    ascii = "ascii"
+
+
+@app.command()
+def graph(
+    file: FileArg = DEFAULT_FILE,
+    fmt: Annotated[
+        GraphFormat, typer.Option("--format", help="Output format.")
+    ] = GraphFormat.ascii,
+) -> None:
+    """Draw the topology's graph."""
+    from codebolt_topo.plan.validate import validate_file
+
+    topology_graph = validate_file(file).graph
+    render = {
+        "mermaid": topology_graph.to_mermaid,
+        "dot": topology_graph.to_dot,
+        "ascii": topology_graph.to_ascii,
+    }[fmt.value]
+    print(render())
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_interspersed_args": False},
+)
+def exec_(
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            help="[FILE] NODE[,NODE...] -- COMMAND [ARGS...]  (FILE when it ends in .yaml/.yml)",
+            show_default=False,
+        ),
+    ],
+    from_node: Annotated[str | None, typer.Option("--from", help="Entry node.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds before the command is killed.")
+    ] = None,
+    all_nodes: Annotated[
+        bool, typer.Option("--all", help="Every node reachable from the entry.")
+    ] = False,
+    shell: Annotated[
+        bool, typer.Option("--shell", help="Run COMMAND as one /bin/sh -c string.")
+    ] = False,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Send this process's stdin to the command.")
+    ] = False,
+) -> None:
+    """Run a command on a node (or several), routed along the edges; output streams back."""
+    from codebolt_topo.cli.exec_command import run_exec
+
+    data = sys.stdin.buffer.read() if stdin else None
+    code = run_exec(
+        args, from_node=from_node, timeout=timeout, all_nodes=all_nodes, shell=shell, stdin=data
+    )
+    raise typer.Exit(code)
+
+
+@node_app.command("serve")
+def node_serve(
+    config: Annotated[Path, typer.Option("--config", help="LaunchConfig JSON (mode 0600).")],
+    ready_fd: Annotated[
+        int | None, typer.Option("--ready-fd", help="Write readiness here.")
+    ] = None,
+) -> None:
+    """Run this machine's node daemon (the ProviderServer on port 3100 by default)."""
+    from codebolt_topo.node.daemon import run_daemon
+
+    raise typer.Exit(run_daemon(config, ready_fd))

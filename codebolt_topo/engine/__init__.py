@@ -1,0 +1,1 @@
+"""Runs plans: the apply/destroy runner and the state file it keeps."""

@@ -1,0 +1,127 @@
+"""The library calls behind each CLI command: validate, plan, apply, destroy, status.
+
+Each function takes a topology path and returns data; the CLI only parses and renders, and
+agents can call the same functions directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from codebolt_topo.engine.runner import Engine
+from codebolt_topo.engine.statefile import StateFile, state_dir_for
+from codebolt_topo.model.state import State
+from codebolt_topo.plan.desired import desired_nodes
+from codebolt_topo.plan.diff import Plan, destroy_plan, diff
+from codebolt_topo.plan.validate import ValidatedTopology, validate_file
+from codebolt_topo.providers.base import Observation
+
+__all__ = [
+    "NodeStatus",
+    "apply_topology",
+    "destroy_topology",
+    "plan_topology",
+    "state_file_for",
+    "topology_status",
+]
+
+Confirm = Callable[[Plan], bool]
+
+
+def state_file_for(path: Path, name: str) -> StateFile:
+    return StateFile(state_dir_for(path), name)
+
+
+async def _plan(engine: Engine, validated: ValidatedTopology, state: State) -> Plan:
+    observed = await engine.refresh(state)
+    return diff(desired_nodes(validated), state, observed)
+
+
+def plan_topology(path: Path) -> Plan:
+    """What apply would do now, without doing it (reads state, probes nodes, takes no lock)."""
+    validated = validate_file(path)
+    state_file = state_file_for(path, validated.topology.name)
+    state = state_file.load()
+    return asyncio.run(_plan(Engine(state_file), validated, state))
+
+
+def apply_topology(
+    path: Path,
+    *,
+    confirm: Confirm = lambda plan: True,
+    progress: Callable[[str], None] = lambda message: None,
+    lock_timeout: float = 0.0,
+) -> tuple[Plan, bool]:
+    """Plan, ask ``confirm``, then apply. Returns the plan and whether it was applied."""
+    validated = validate_file(path)
+    state_file = state_file_for(path, validated.topology.name)
+    with state_file.locked("apply", timeout=lock_timeout):
+        state = state_file.load()
+        engine = Engine(state_file, progress=progress)
+
+        async def run() -> tuple[Plan, bool]:
+            plan = await _plan(engine, validated, state)
+            if not plan.has_changes or not confirm(plan):
+                return plan, False
+            await engine.apply(plan, state)
+            return plan, True
+
+        return asyncio.run(run())
+
+
+def destroy_topology(
+    path: Path,
+    *,
+    name: str | None = None,
+    confirm: Confirm = lambda plan: True,
+    progress: Callable[[str], None] = lambda message: None,
+    lock_timeout: float = 0.0,
+) -> tuple[Plan, bool]:
+    """Stop every node recorded in the state and remove their runtime files.
+
+    Works from the state alone when the topology file no longer validates (pass ``name``).
+    """
+    if name is None:
+        name = validate_file(path).topology.name
+    state_file = state_file_for(path, name)
+    with state_file.locked("destroy", timeout=lock_timeout):
+        state = state_file.load()
+        plan = destroy_plan(state)
+        if not plan.has_changes or not confirm(plan):
+            return plan, False
+        asyncio.run(Engine(state_file, progress=progress).destroy(state))
+        shutil.rmtree(state_file.runtime_dir, ignore_errors=True)
+        return plan, True
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    name: str
+    provider: str
+    lifecycle: str
+    url: str | None
+    handle: dict[str, object]
+    observation: Observation
+
+
+def topology_status(path: Path) -> tuple[State, list[NodeStatus]]:
+    validated = validate_file(path)
+    state_file = state_file_for(path, validated.topology.name)
+    state = state_file.load()
+    observed = asyncio.run(Engine(state_file).refresh(state))
+    rows = [
+        NodeStatus(
+            name=node.name,
+            provider=node.provider,
+            lifecycle=node.lifecycle.value,
+            url=node.url,
+            handle=node.handle,
+            observation=observed[node.name],
+        )
+        for node in state.nodes.values()
+    ]
+    return state, rows

@@ -1,0 +1,90 @@
+"""The one interface every provider implements.
+
+A provider turns a :class:`NodeLaunch` into a running node daemon and can later tell whether it
+is still there, and stop it. It does not know about edges, routes or tokens beyond handing the
+launch configuration to the daemon: wiring is the engine's job, done over the node protocol the
+same way for every provider. That is what keeps local, docker and cloud nodes interchangeable.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from codebolt_topo.model.topology import NodeSpec
+from codebolt_topo.node.config import LaunchConfig
+
+__all__ = ["Category", "NodeLaunch", "Observation", "Placement", "Provider", "ProviderContext"]
+
+
+class Category(StrEnum):
+    LOCAL = "local"
+    CLOUD = "cloud"
+    HYBRID = "hybrid"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderContext:
+    """Where a provider may keep files, and how to label what it creates."""
+
+    topology: str
+    lineage: str
+    runtime_dir: Path
+    base_dir: Path = field(default_factory=Path.cwd)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLaunch:
+    """Everything needed to start one node."""
+
+    name: str
+    spec: NodeSpec
+    config: LaunchConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A started node: how the provider finds it again, and where the orchestrator reaches it."""
+
+    handle: dict[str, Any]
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a provider sees of a node right now."""
+
+    alive: bool
+    reason: str = ""
+
+
+class Provider(abc.ABC):
+    """Base class of providers. Subclasses set the class attributes and the async methods."""
+
+    name: ClassVar[str]
+    category: ClassVar[Category]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: True when every node of this provider shares one host's port space (port clashes matter).
+    shares_host_ports: ClassVar[bool] = False
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    async def create(self, launch: NodeLaunch) -> Placement:
+        """Start the node and return once its ProviderServer accepts connections."""
+
+    @abc.abstractmethod
+    async def inspect(self, handle: dict[str, Any]) -> Observation:
+        """Whether the node behind ``handle`` is still alive, without side effects."""
+
+    @abc.abstractmethod
+    async def destroy(self, handle: dict[str, Any], *, grace: float = 5.0) -> None:
+        """Stop the node (gracefully, then by force after ``grace`` s) and remove what create made.
+
+        Must succeed when the node is already gone.
+        """
