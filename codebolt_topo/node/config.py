@@ -45,7 +45,8 @@ class RuntimeConfig(_Model):
     peers: dict[str, PeerLink] = Field(default_factory=dict)
     routes: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="Destination node -> next hops to try, nearest first (computed by the planner).",
+        description=("Destination node -> next hops to try, nearest first "
+                     "(computed by the planner)."),
     )
     accept: dict[str, str] = Field(
         default_factory=dict,
@@ -53,7 +54,8 @@ class RuntimeConfig(_Model):
     )
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Enabled plugins and their settings; remote-execution on nodes with inbound edges.",
+        description=("Enabled plugins and their settings; remote-execution on nodes with "
+                     "inbound edges."),
     )
     capabilities: list[str] = Field(default_factory=list)
     hop_limit: int = Field(

@@ -1,0 +1,130 @@
+"""The state one node daemon shares across its connections.
+
+:class:`NodeCore` holds the launch and runtime configuration, the ExecutionGateway and plugin
+host, the router, and the running local jobs. It decides who may do what (``refusal``) and
+answers ``info`` and ``configure``; sessions do the per-connection work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from codebolt_topo import __version__
+from codebolt_topo.errors import TopoError
+from codebolt_topo.node.auth import ADMIN
+from codebolt_topo.node.config import LaunchConfig, RuntimeConfig
+from codebolt_topo.node.gateway import ExecutionGateway
+from codebolt_topo.node.hooks import NodeContext
+from codebolt_topo.node.plugins import PluginHost
+from codebolt_topo.node.router import Router
+
+if TYPE_CHECKING:
+    from codebolt_topo.node.executor import LocalJob
+    from codebolt_topo.node.session import Session
+
+__all__ = ["NodeCore"]
+
+log = logging.getLogger(__name__)
+_PEER_ALLOWED = frozenset({"exec", "cancel", "signal", "eof", "notify", "info"})
+
+
+class NodeCore:
+    """Everything about this node that outlives a single connection."""
+
+    def __init__(self, launch: LaunchConfig) -> None:
+        self.launch = launch
+        self.name = launch.node
+        self.workspace = Path(launch.workspace)
+        self.base_env = {**os.environ, **launch.env, "CODEBOLT_NODE": launch.node,
+                         "CODEBOLT_TOPOLOGY": launch.topology}
+        self.runtime = RuntimeConfig()
+        self.gateway = ExecutionGateway(launch.node)
+        self.context = NodeContext(name=launch.node, topology=launch.topology,
+                                   workspace=self.workspace, execution_gateway=self.gateway,
+                                   logger=logging.getLogger(f"codebolt_topo.node.{launch.node}"))
+        self.plugins = PluginHost(self.context)
+        self.router = Router(launch.node)
+        self.jobs: set[LocalJob] = set()
+        self.sessions: set[Session] = set()
+        self._background: set[asyncio.Future[None]] = set()
+
+    def refusal(self, principal: str, kind: str, msg: dict[str, Any]) -> tuple[str, str] | None:
+        """(code, message) when ``principal`` may not send ``kind`` now, else None."""
+        if principal == ADMIN:
+            return None
+        if kind not in _PEER_ALLOWED:
+            return "forbidden", f"node {self.name!r}: {principal!r} may not {kind}"
+        reason = self.gateway.refusal()
+        if reason is not None:
+            return "gateway-inactive", reason
+        if kind == "exec":
+            veto = self.plugins.hook.codebolt_node_admit(node=self.context, principal=principal,
+                                                         request=msg)
+            if veto is not None:
+                return "forbidden", str(veto)
+        return None
+
+    def call_hook(self, name: str, **kwargs: Any) -> None:
+        """Call a notification hook; a failing plugin is logged, never fatal to the job."""
+        try:
+            getattr(self.plugins.hook, name)(node=self.context, **kwargs)
+        except Exception:
+            log.exception("plugin hook %s failed", name)
+
+    async def configure(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Apply a pushed RuntimeConfig; stale generations are ignored. Returns the reply."""
+        try:
+            runtime = RuntimeConfig.model_validate(raw)
+        except ValidationError as exc:
+            return _error("bad-request", self.name, f"invalid runtime config: "
+                          f"{exc.error_count()} error(s): {exc.errors()[0]['msg']}")
+        if runtime.generation <= self.runtime.generation:
+            log.info("configure generation %d ignored (have %d)", runtime.generation,
+                     self.runtime.generation)
+            return {"t": "configured", "generation": self.runtime.generation}
+        try:
+            self.plugins.apply(runtime.plugins)
+        except TopoError as exc:
+            return _error("bad-request", self.name, str(exc))
+        revoked = {p for p in self.runtime.accept if runtime.accept.get(p) !=
+                   self.runtime.accept.get(p)}
+        stale = self.router.update(runtime)
+        self.runtime = runtime
+        for link in stale:
+            task = asyncio.ensure_future(link.close())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        for session in list(self.sessions):
+            if session.principal in revoked:
+                session.revoke()
+        log.info("configured generation %d: %d peers, %d routes, plugins %s", runtime.generation,
+                 len(runtime.peers), len(runtime.routes), self.plugins.enabled or "none")
+        return {"t": "configured", "generation": runtime.generation}
+
+    def info(self) -> dict[str, Any]:
+        """The ``info`` reply."""
+        return {"t": "info", "node": self.name, "topology": self.launch.topology,
+                "version": __version__, "pid": os.getpid(),
+                "gateway": "active" if self.gateway.active else "inactive",
+                "plugins": self.plugins.enabled, "capabilities": self.runtime.capabilities,
+                "peers": sorted(self.runtime.peers), "generation": self.runtime.generation,
+                "jobs": len(self.jobs)}
+
+    async def close(self) -> None:
+        """Stop: cancel local jobs, close sessions' work and links, disable plugins."""
+        for job in list(self.jobs):
+            job.cancel()
+        await asyncio.gather(*(s.close() for s in list(self.sessions)), return_exceptions=True)
+        await self.router.close()
+        self.plugins.close()
+
+
+def _error(code: str, node: str, message: str) -> dict[str, Any]:
+    return {"t": "error", "id": None, "node": None, "hop": node, "code": code,
+            "message": message}

@@ -1,0 +1,247 @@
+"""Running one job on this node: a subprocess whose output streams upstream as it appears.
+
+Contract of :class:`LocalJob`: call :meth:`LocalJob.start` once (it spawns, or raises
+:class:`~codebolt_topo.errors.ExecError` with code ``not-found`` or ``spawn-failed``), send
+``started``, then await :meth:`LocalJob.run`, which pumps stdout/stderr/notifications through
+``send`` and returns the ``exit`` message *after* every output frame was sent. Control methods
+(:meth:`cancel`, :meth:`signal`, :meth:`write_stdin`, :meth:`close_stdin`) may be called at any
+time after ``start``.
+
+Each job runs in its own session (``start_new_session``) so that cancel and timeout reach the
+whole process group: SIGTERM, then SIGKILL after :data:`KILL_GRACE`. Output is read in chunks of
+at most 64 KiB and each chunk is sent, awaited, before the next read: a slow consumer stalls the
+pipe, not our memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal as signals
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from codebolt_topo.errors import ExecError, ProtocolError
+from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDOUT, encode, pack_data
+
+__all__ = ["KILL_GRACE", "LINGER_GRACE", "LocalJob", "parse_signal"]
+
+KILL_GRACE = 1.0
+"""Seconds between SIGTERM and SIGKILL when a job is cancelled or times out."""
+LINGER_GRACE = 1.0
+"""Seconds the pipes may stay open after the main process exited before the group is killed."""
+_NOTIFY_LINE_LIMIT = 1024 * 1024
+log = logging.getLogger(__name__)
+
+Send = Callable[[str | bytes], Awaitable[None]]
+
+
+def parse_signal(name: str) -> signals.Signals:
+    """``"SIGINT"``, ``"INT"`` or ``"2"`` as a signal; ValueError when unknown."""
+    if name.isdigit():
+        return signals.Signals(int(name))
+    upper = name.upper()
+    return signals.Signals[upper if upper.startswith("SIG") else "SIG" + upper]
+
+
+class LocalJob:
+    """One ``exec`` target that is this node. Not reusable."""
+
+    def __init__(self, *, node: str, ch: int, request: dict[str, Any], base_env: Mapping[str, str],
+                 workspace: Path, send: Send) -> None:
+        self.node = node
+        self.ch = ch
+        self.request_id: str = request["id"]
+        self._request = request
+        self._base_env = base_env
+        self._workspace = workspace
+        self._send = send
+        self._proc: asyncio.subprocess.Process | None = None
+        self._notify: asyncio.StreamReader | None = None
+        self._stdin_queue: asyncio.Queue[bytes | None] | None = None
+        self._stdin_offset = 0
+        self._started = 0.0
+        self._killer: asyncio.Task[None] | None = None
+        self._eof_task: asyncio.Future[None] | None = None
+        self._notify_transport: asyncio.BaseTransport | None = None
+        self.cancelled = False
+        self.timed_out = False
+
+    @property
+    def pid(self) -> int:
+        """Process id (and process group id) of the job; valid after :meth:`start`."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    async def start(self) -> int:
+        """Spawn the process; returns its pid. Raises ExecError when it cannot be spawned."""
+        req = self._request
+        argv: list[str] = req["argv"] if "argv" in req else ["/bin/sh", "-c", req["shell"]]
+        cwd = self._workspace / req["cwd"] if req.get("cwd") else self._workspace
+        if not cwd.is_dir():
+            raise ExecError(f"node {self.node!r}: working directory {str(cwd)!r} does not exist",
+                            node=self.node, hop=self.node, code="spawn-failed")
+        read_fd, write_fd = os.pipe()
+        env = {**self._base_env, **req.get("env", {}), "CODEBOLT_NOTIFY_FD": str(write_fd),
+               "CODEBOLT_REQUEST_ID": self.request_id}
+        wants_stdin = bool(req.get("stdin"))
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE if wants_stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env,
+                start_new_session=True, pass_fds=(write_fd,), limit=CHUNK_SIZE)
+        except FileNotFoundError:
+            os.close(read_fd)
+            raise ExecError(f"node {self.node!r}: command not found: {argv[0]!r}",
+                            node=self.node, hop=self.node, code="not-found") from None
+        except OSError as exc:
+            os.close(read_fd)
+            raise ExecError(f"node {self.node!r}: cannot run {argv[0]!r}: {exc.strerror or exc}",
+                            node=self.node, hop=self.node, code="spawn-failed") from None
+        finally:
+            os.close(write_fd)
+        self._started = time.monotonic()
+        self._notify, self._notify_transport = await self._open_notify(read_fd)
+        if wants_stdin:
+            self._stdin_queue = asyncio.Queue(maxsize=16)
+        return self._proc.pid
+
+    @staticmethod
+    async def _open_notify(read_fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_NOTIFY_LINE_LIMIT)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0))
+        return reader, transport
+
+    async def run(self) -> dict[str, Any]:
+        """Stream the job until it ends; returns the ``exit`` message (not yet sent)."""
+        proc = self._proc
+        assert proc is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert self._notify is not None
+        counts = [0, 0, 0]
+        readers = [asyncio.ensure_future(self._pump(proc.stdout, STDOUT, counts)),
+                   asyncio.ensure_future(self._pump(proc.stderr, STDERR, counts)),
+                   asyncio.ensure_future(self._pump_notify(self._notify))]
+        writer = asyncio.ensure_future(self._write_stdin()) if self._stdin_queue else None
+        try:
+            timeout = self._request.get("timeout") or None
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), timeout)
+            except TimeoutError:
+                self.timed_out = True
+                self._kill_soon()
+                await proc.wait()
+            _, pending = await asyncio.wait(readers, timeout=LINGER_GRACE)
+            if pending:  # something in the group still holds the pipes open
+                self._killpg(signals.SIGKILL)
+                _, pending = await asyncio.wait(pending, timeout=LINGER_GRACE)
+            for task in readers:
+                if task.done():
+                    task.result()  # re-raises a failed send: the caller's connection is gone
+        finally:
+            leftovers: list[asyncio.Future[None] | None] = [
+                *readers, writer, self._killer, self._eof_task]
+            for leftover in leftovers:
+                if leftover is not None and not leftover.done():
+                    leftover.cancel()
+            if self._notify_transport is not None:
+                self._notify_transport.close()
+            self._killpg(signals.SIGKILL)
+        code = proc.returncode
+        assert code is not None
+        return {"t": "exit", "ch": self.ch, "node": self.node,
+                "code": code if code >= 0 else None,
+                "signal": signals.Signals(-code).name if code < 0 else None,
+                "duration": round(time.monotonic() - self._started, 6),
+                "timed_out": self.timed_out, "cancelled": self.cancelled,
+                "stdout_bytes": counts[STDOUT], "stderr_bytes": counts[STDERR]}
+
+    async def _pump(self, reader: asyncio.StreamReader, stream: int, counts: list[int]) -> None:
+        send, ch = self._send, self.ch
+        while chunk := await reader.read(CHUNK_SIZE):
+            offset = counts[stream]
+            counts[stream] = offset + len(chunk)
+            await send(pack_data(stream, ch, offset, chunk))
+
+    async def _pump_notify(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            try:
+                note = json.loads(line)
+                kind = note["kind"]
+                if not isinstance(kind, str):
+                    raise TypeError(kind)
+            except (ValueError, KeyError, TypeError):
+                log.warning("job %s on %s wrote an invalid notification line", self.request_id,
+                            self.node)
+                continue
+            await self._send(encode({"t": "notify", "ch": self.ch, "node": self.node,
+                                     "kind": kind, "data": note.get("data")}))
+
+    async def write_stdin(self, offset: int, data: bytes | memoryview) -> None:
+        """Queue stdin bytes (offsets must be contiguous); waits when the child reads slowly."""
+        if self._stdin_queue is None:
+            raise ProtocolError(f"job on {self.node!r} was not started with stdin")
+        if offset != self._stdin_offset:
+            raise ProtocolError(f"stdin offset {offset}, expected {self._stdin_offset}")
+        self._stdin_offset += len(data)
+        await self._stdin_queue.put(bytes(data))
+
+    def close_stdin(self) -> None:
+        """End the child's stdin after what is queued (``eof``)."""
+        queue = self._stdin_queue
+        if queue is None:
+            return
+        if queue.full():
+            self._eof_task = asyncio.ensure_future(queue.put(None))
+        else:
+            queue.put_nowait(None)
+
+    async def _write_stdin(self) -> None:
+        proc, queue = self._proc, self._stdin_queue
+        assert proc is not None
+        assert proc.stdin is not None
+        assert queue is not None
+        try:
+            while (data := await queue.get()) is not None:
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the child closed its stdin: what it did not read is dropped, as with a pipe
+
+    def signal(self, name: str) -> None:
+        """Deliver signal ``name`` to the job's process group (ValueError when unknown)."""
+        self._killpg(parse_signal(name))
+
+    def cancel(self) -> None:
+        """Terminate the whole process group: SIGTERM, SIGKILL after the grace period."""
+        if self._proc is not None and self._proc.returncode is None:
+            self.cancelled = True
+            self._kill_soon()
+
+    def _kill_soon(self) -> None:
+        if self._killer is None:
+            self._killer = asyncio.ensure_future(self._terminate())
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        self._killpg(signals.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_GRACE)
+        except TimeoutError:
+            self._killpg(signals.SIGKILL)
+
+    def _killpg(self, sig: signals.Signals) -> None:
+        if self._proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # group already gone
+            os.killpg(self._proc.pid, sig)

@@ -1,0 +1,213 @@
+"""One outgoing, multiplexed connection to a node (what a hop and a client both hold).
+
+:class:`Link` opens a WebSocket with the bearer token, then runs one reader task that hands
+every incoming frame to the :class:`Handler` of the request it belongs to: by request id until
+``started`` announces a channel, by channel afterwards. Any number of requests share the link.
+When the connection ends, every handler still registered gets :meth:`Handler.on_lost` exactly
+once, and the link is closed for good: the owner opens a new one on next use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from codebolt_topo.errors import ConfigError, ExecError, ProtocolError, TopoError
+from codebolt_topo.node.protocol import HEADER, MAX_MESSAGE_SIZE, SUBPROTOCOL, decode, encode
+
+__all__ = ["Handler", "Link", "open_connection"]
+
+log = logging.getLogger(__name__)
+_CONNECT_TIMEOUT = 5.0
+
+
+class Handler(Protocol):
+    """Receives what a link gets for one request. Methods run on the link's reader task, in
+    arrival order; awaiting in them applies backpressure to the whole link."""
+
+    async def on_control(self, message: dict[str, Any]) -> None:
+        """``started``, ``notify``, ``exit`` or ``error`` for this request."""
+
+    async def on_data(self, frame: bytes) -> None:
+        """A binary frame on one of this request's channels (header included)."""
+
+    async def on_done(self) -> None:
+        """``done``: nothing more will arrive for this request."""
+
+    async def on_lost(self, reason: str) -> None:
+        """The connection ended before ``done``."""
+
+
+async def open_connection(url: str, token: str, name: str | None = None) -> ClientConnection:
+    """Open a protocol connection, translating failures into the project's errors.
+
+    401/403 become :class:`ConfigError` (the token or the client is wrong, retrying won't help);
+    anything else that prevents the connection becomes :class:`ExecError` code ``unreachable``.
+    """
+    who = f"node {name!r} at {url}" if name else f"node at {url}"
+    try:
+        return await connect(
+            url, additional_headers={"Authorization": f"Bearer {token}"},
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            compression=None, max_size=MAX_MESSAGE_SIZE, open_timeout=_CONNECT_TIMEOUT,
+            ping_interval=None, user_agent_header=None)
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        if status == 401:
+            raise ConfigError(f"{who} refused the token (401)") from None
+        if status == 403:
+            raise ConfigError(f"{who} refused the connection (403)") from None
+        raise ExecError(f"{who} answered HTTP {status}", node=name, code="unreachable") from None
+    except InvalidURI as exc:
+        raise ConfigError(f"invalid node URL {url!r}: {exc}") from None
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or (
+            type(exc).__name__)
+        raise ExecError(f"cannot reach {who}: {reason}", node=name, code="unreachable") from None
+
+
+class Link:
+    """A connected, multiplexed link. Create with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, ws: ClientConnection, name: str) -> None:
+        self.name = name
+        self.ws = ws
+        self._by_id: dict[str, Handler] = {}
+        self._by_ch: dict[int, Handler] = {}
+        self._calls: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def open(cls, url: str, token: str, name: str) -> Link:
+        """Connect to ``url`` presenting ``token``; see :func:`open_connection` for errors."""
+        return cls(await open_connection(url, token, name), name)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection ended; a closed link never reopens."""
+        return self._closed
+
+    def fresh_id(self, request_id: str) -> str:
+        """``request_id`` if no live request on this link uses it, else a unique variant."""
+        candidate = request_id
+        while candidate in self._by_id:
+            candidate = f"{request_id}~{next(self._ids)}"
+        return candidate
+
+    async def request(self, message: dict[str, Any], handler: Handler) -> None:
+        """Register ``handler`` for ``message['id']`` and send the message (an ``exec``)."""
+        if self._closed:
+            raise ExecError(f"link to {self.name!r} is closed", node=self.name, code="peer-lost")
+        self._by_id[message["id"]] = handler
+        try:
+            await self.ws.send(encode(message))
+        except ConnectionClosed:
+            self._by_id.pop(message["id"], None)
+            raise ExecError(f"link to {self.name!r} was lost", node=self.name,
+                            code="peer-lost") from None
+
+    def forget(self, request_id: str) -> None:
+        """Stop delivering anything for ``request_id`` (its caller went away)."""
+        if self._by_id.pop(request_id, None) is not None:
+            for ch in [c for c, h in self._by_ch.items() if h not in self._by_id.values()]:
+                del self._by_ch[ch]
+
+    async def call(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send an ``info`` or ``configure`` and wait for its answer (matched by ``id``)."""
+        call_id = f"call-{next(self._ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = future
+        try:
+            await self.send(encode({**message, "id": call_id}))
+            return await future
+        finally:
+            self._calls.pop(call_id, None)
+
+    async def send(self, data: str | bytes) -> None:
+        """Send one frame; a lost connection raises ExecError code ``peer-lost``."""
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed:
+            raise ExecError(f"link to {self.name!r} was lost", node=self.name,
+                            code="peer-lost") from None
+
+    async def close(self) -> None:
+        """Close the connection and wait for the reader to finish notifying handlers."""
+        await self.ws.close()
+        await self._reader
+
+    async def _read(self) -> None:
+        reason = "connection closed"
+        try:
+            async for frame in self.ws:
+                if isinstance(frame, bytes):
+                    handler = self._by_ch.get(HEADER.unpack_from(frame)[1]) if len(
+                        frame) >= HEADER.size else None
+                    if handler is not None:
+                        await handler.on_data(frame)
+                else:
+                    await self._dispatch(decode(frame))
+        except ConnectionClosed as exc:
+            reason = str(exc)
+        except ProtocolError as exc:
+            reason = f"protocol error from {self.name!r}: {exc}"
+            log.warning("%s", reason)
+            await self.ws.close(1002, "protocol error")
+        finally:
+            self._closed = True
+            handlers = list(dict.fromkeys(self._by_id.values()))
+            self._by_id.clear()
+            self._by_ch.clear()
+            for future in self._calls.values():
+                if not future.done():
+                    future.set_exception(ExecError(f"link to {self.name!r} lost: {reason}",
+                                                   node=self.name, code="peer-lost"))
+            for handler in handlers:
+                await handler.on_lost(reason)
+
+    async def _dispatch(self, msg: dict[str, Any]) -> None:
+        kind = msg["t"]
+        ch = msg.get("ch")
+        if kind in ("configured", "info") or (kind == "error" and msg.get("id") in self._calls):
+            self._answer(msg)
+            return
+        if kind == "started":
+            handler = self._by_id.get(msg["id"])
+            if handler is not None:
+                self._by_ch[msg["ch"]] = handler
+        elif kind == "done":
+            handler = self._by_id.pop(msg["id"], None)
+            if handler is not None:
+                await handler.on_done()
+            return
+        elif ch is not None:
+            handler = self._by_ch.pop(ch, None) if kind in ("exit", "error") else (
+                self._by_ch.get(ch))
+        else:
+            handler = self._by_id.get(msg.get("id") or "")
+        if handler is not None:
+            await handler.on_control(msg)
+
+    def _answer(self, msg: dict[str, Any]) -> None:
+        future = self._calls.get(msg.get("id") or "")
+        if future is None:
+            if len(self._calls) != 1:
+                return
+            future = next(iter(self._calls.values()))  # an answer without id: the only call
+        if future.done():
+            return
+        if msg["t"] == "error":
+            future.set_exception(_call_error(msg))
+        else:
+            future.set_result(msg)
+
+
+def _call_error(msg: dict[str, Any]) -> TopoError:
+    return ExecError(msg["message"], node=msg.get("node"), hop=msg.get("hop"), code=msg["code"])

@@ -1,0 +1,180 @@
+"""Real node daemons on loopback for tests: :class:`Cluster` builds any small graph of them.
+
+Shipped in the package (like httpx's MockTransport) so engine and CLI tests can use real nodes
+without copying harness code. Each daemon is ``python -m codebolt_topo.node`` in its own process
+group with a 0600 LaunchConfig and a ready pipe; :meth:`Cluster.configure` pushes each node the
+RuntimeConfig the planner would (peers for out-edges, accepted digests for in-edges, shortest
+routes, remote-execution on nodes with in-edges). :meth:`Cluster.stop` always kills every
+process group, so a failing test leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from codebolt_topo.client import NodeClient
+from codebolt_topo.node.config import LaunchConfig, PeerLink, RuntimeConfig, token_digest
+
+__all__ = ["Cluster", "shortest_routes"]
+
+ADMIN_TOKEN = "admin-token-for-tests"
+
+
+def shortest_routes(nodes: list[str],
+                    edges: list[tuple[str, str]]) -> dict[str, dict[str, list[str]]]:
+    """source -> destination -> next hops on shortest paths (ties in edge order)."""
+    out: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        out[a].append(b)
+    routes: dict[str, dict[str, list[str]]] = {}
+    for src in nodes:
+        dist = _bfs(out, src)
+        table: dict[str, list[str]] = {}
+        for dest, d in dist.items():
+            if dest == src:
+                continue
+            table[dest] = [hop for hop in out[src]
+                           if dest in (hd := _bfs(out, hop)) and hd[dest] == d - 1]
+        routes[src] = table
+    return routes
+
+
+def _bfs(out: dict[str, list[str]], src: str) -> dict[str, int]:
+    dist = {src: 0}
+    queue = deque([src])
+    while queue:
+        node = queue.popleft()
+        for nxt in out[node]:
+            if nxt not in dist:
+                dist[nxt] = dist[node] + 1
+                queue.append(nxt)
+    return dist
+
+
+class Cluster:
+    """Daemons for ``nodes`` wired by ``edges`` (source -> target)."""
+
+    def __init__(self, root: Path, edges: list[tuple[str, str]], nodes: list[str] | None = None,
+                 *, admin_token: str = ADMIN_TOKEN) -> None:
+        self.root = root
+        self.edges = list(edges)
+        names = list(nodes or [])
+        for a, b in self.edges:
+            names += [n for n in (a, b) if n not in names]
+        self.nodes = names
+        self.admin_token = admin_token
+        self.ports: dict[str, int] = {}
+        self.pids: dict[str, int] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.generation = 0
+
+    def url(self, node: str) -> str:
+        """ws:// URL of ``node``."""
+        return f"ws://127.0.0.1:{self.ports[node]}"
+
+    def edge_token(self, source: str, target: str) -> str:
+        """Token ``source`` presents to ``target``."""
+        return f"edge-{source}-{target}-token"
+
+    def start(self, timeout: float = 15.0) -> Cluster:
+        """Start every daemon and wait until each reported its port."""
+        pending: dict[int, str] = {}
+        try:
+            for node in self.nodes:
+                pending[self._spawn(node)] = node
+            deadline = time.monotonic() + timeout
+            while pending:
+                left = max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select(list(pending), [], [], left)
+                if not ready:
+                    raise RuntimeError(f"nodes did not start: {sorted(pending.values())}")
+                for fd in ready:
+                    node = pending.pop(fd)
+                    with os.fdopen(fd, "rb") as pipe:
+                        line = pipe.readline()
+                    if not line:
+                        raise RuntimeError(f"node {node} exited before it was ready")
+                    report = json.loads(line)
+                    self.ports[node], self.pids[node] = report["port"], report["pid"]
+        except BaseException:
+            for fd in pending:
+                os.close(fd)
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, node: str) -> int:
+        home = self.root / node
+        (home / "ws").mkdir(parents=True, exist_ok=True)
+        config = LaunchConfig(topology="test", node=node, port=0,
+                              admin_token_digest=token_digest(self.admin_token),
+                              workspace=str(home / "ws"), state_dir=str(home))
+        path = home / "launch.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(config.model_dump_json())
+        read_fd, write_fd = os.pipe()
+        log = open(home / "daemon.log", "wb")  # noqa: SIM115 - owned by the child
+        try:
+            self.procs[node] = subprocess.Popen(
+                [sys.executable, "-m", "codebolt_topo.node", "--config", str(path),
+                 "--ready-fd", str(write_fd)],
+                pass_fds=(write_fd,), stdout=log, stderr=log, start_new_session=True)
+        finally:
+            os.close(write_fd)
+            log.close()
+        return read_fd
+
+    def runtime(self, node: str, **overrides: Any) -> RuntimeConfig:
+        """The RuntimeConfig the planner would push to ``node``."""
+        routes = shortest_routes(self.nodes, self.edges)[node]
+        inbound = [a for a, b in self.edges if b == node]
+        values: dict[str, Any] = {
+            "generation": self.generation,
+            "peers": {b: PeerLink(url=self.url(b), token=self.edge_token(a, b))
+                      for a, b in self.edges if a == node},
+            "routes": routes,
+            "accept": {a: token_digest(self.edge_token(a, node)) for a in inbound},
+            "plugins": {"remote-execution": {}} if inbound else {},
+        }
+        values.update(overrides)
+        return RuntimeConfig(**values)
+
+    async def configure(self, **per_node: dict[str, Any]) -> None:
+        """Push every node its RuntimeConfig (``per_node[name]`` overrides fields)."""
+        self.generation += 1
+        for node in self.nodes:
+            async with NodeClient.connect(self.url(node), self.admin_token, name=node) as client:
+                await client.configure(self.runtime(node, **per_node.get(node, {})))
+
+    def client(self, node: str) -> Any:
+        """``NodeClient.connect`` to ``node`` as admin (an async context manager)."""
+        return NodeClient.connect(self.url(node), self.admin_token, name=node)
+
+    def stop(self, timeout: float = 5.0) -> dict[str, int | None]:
+        """SIGTERM every daemon, SIGKILL whatever is left of its group; returns exit codes."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        deadline = time.monotonic() + timeout
+        for node, proc in self.procs.items():
+            try:
+                codes[node] = proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                codes[node] = None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self.procs.clear()
+        return codes
