@@ -12,8 +12,6 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from typing_extensions import TypeAliasType
-
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,9 +21,12 @@ from pydantic import (
     Tag,
     field_validator,
 )
+from typing_extensions import TypeAliasType
 
 __all__ = [
     "EDGE_SHORTHAND",
+    "NODE_NAME_PATTERN",
+    "SHAPE_KEYS",
     "CapabilityName",
     "EdgeItem",
     "EdgeSpec",
@@ -40,6 +41,8 @@ __all__ = [
     "PluginSetting",
     "ShapeKind",
     "Topology",
+    "TreeChild",
+    "TreeLevel",
     "TreeShape",
 ]
 
@@ -57,11 +60,30 @@ CapabilityName = Annotated[
 ]
 
 #: ``a -> b``, ``a <-> b`` and chains such as ``a -> b -> c``.
-EDGE_SHORTHAND = re.compile(
-    r"^\s*[a-z0-9][a-z0-9_-]*(\s*(->|<->)\s*[a-z0-9][a-z0-9_-]*)+\s*$"
-)
+EDGE_SHORTHAND = re.compile(r"^\s*[a-z0-9][a-z0-9_-]*(\s*(->|<->)\s*[a-z0-9][a-z0-9_-]*)+\s*$")
 
-PluginSetting = bool | dict[str, Any]
+#: Keys that select a shape generator inside an ``edges`` item.
+SHAPE_KEYS = ("linear", "fan-out", "tree", "mesh", "hub")
+
+
+def _plugin_setting_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "<switch>"
+    if isinstance(value, dict):
+        return "<settings>"
+    return None
+
+
+#: A plugin is switched on or off, or enabled with settings. Discriminated (with bracketed tags
+#: that cannot be field names) so a wrong value yields one error instead of one per form.
+PluginSetting = Annotated[
+    Annotated[bool, Tag("<switch>")] | Annotated[dict[str, Any], Tag("<settings>")],
+    Discriminator(
+        _plugin_setting_kind,
+        custom_error_type="plugin_setting",
+        custom_error_message="a plugin setting is true, false, or a mapping of settings",
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -83,7 +105,8 @@ class NodeSpec(_Strict):
     """One node: a full instance (daemon, plugin host, executor) placed by a provider."""
 
     provider: str = Field(
-        "local", description="Which provider places this node (local, docker, e2b, cloud-vm, hybrid)."
+        "local",
+        description="Which provider places this node (local, docker, e2b, cloud-vm, hybrid).",
     )
     capabilities: list[CapabilityName] = Field(
         default_factory=list, description="Capabilities this node offers (gpu, python, browser…)."
@@ -101,7 +124,9 @@ class NodeSpec(_Strict):
         "(always issued by apply).",
     )
     port: int | None = Field(
-        None, ge=1, le=65535,
+        None,
+        ge=1,
+        le=65535,
         description="Port of the ProviderServer; omitted means the provider assigns one "
         "(3100 inside containers, a free port for local nodes).",
     )
@@ -147,15 +172,41 @@ class FanOutShape(_Strict):
     fan_out: FanOutSpec = Field(alias="fan-out")
 
 
-TreeLevel = TypeAliasType(
-    "TreeLevel", "dict[NodeName, TreeLevel | list[NodeName] | None]"
+def _tree_child_kind(value: Any) -> str | None:
+    """Pick the tree-child form from the value, so a bad leaf is reported once, not per form.
+
+    Tags are bracketed so they can never be mistaken for node names in error locations.
+    """
+    if value is None:
+        return "<leaf>"
+    if isinstance(value, list):
+        return "<leaves>"
+    if isinstance(value, dict):
+        return "<subtree>"
+    return None
+
+
+TreeChild = TypeAliasType(
+    "TreeChild",
+    Annotated[
+        Annotated["TreeLevel", Tag("<subtree>")]
+        | Annotated[list[NodeName], Tag("<leaves>")]
+        | Annotated[None, Tag("<leaf>")],
+        Discriminator(
+            _tree_child_kind,
+            custom_error_type="tree_child",
+            custom_error_message="a tree child is a mapping (subtree), a list of leaf nodes, "
+            "or empty (a leaf)",
+        ),
+    ],
 )
+TreeLevel = TypeAliasType("TreeLevel", dict[NodeName, TreeChild])
 
 
 class TreeShape(_Strict):
     """``tree: {a: {b: [d, e], c: [f, g]}}``: each key sends work to its children."""
 
-    tree: TreeLevel = Field(min_length=1)
+    tree: dict[NodeName, TreeChild] = Field(min_length=1)
 
 
 class MeshShape(_Strict):
@@ -189,14 +240,20 @@ def _edge_item_kind(value: Any) -> str | None:
         return "shorthand"
     if isinstance(value, BaseModel):
         return {
-            EdgeSpec: "edge", LinearShape: "linear", FanOutShape: "fan-out", TreeShape: "tree",
-            MeshShape: "mesh", HubShape: "hub",
+            EdgeSpec: "edge",
+            LinearShape: "linear",
+            FanOutShape: "fan-out",
+            TreeShape: "tree",
+            MeshShape: "mesh",
+            HubShape: "hub",
         }.get(type(value))
     if isinstance(value, dict):
-        for key in ("linear", "fan-out", "tree", "mesh", "hub"):
+        for key in SHAPE_KEYS:
             if key in value:
                 return key
-        return "edge"
+        # A mapping with neither ``from``/``to`` nor a shape key gets the one union-level error,
+        # which lets the loader suggest the shape key the user probably misspelled.
+        return "edge" if "from" in value or "to" in value else None
     return None
 
 
@@ -217,6 +274,13 @@ EdgeItem = Annotated[
 ]
 
 
+def _empty_node_allowed_in_schema(schema: dict[str, Any]) -> None:
+    """``a:`` with no settings is a valid node (see ``_empty_node_is_default``): say so to
+    editors too, or they would flag every node written that way."""
+    for pattern, spec in schema.get("patternProperties", {}).items():
+        schema["patternProperties"][pattern] = {"anyOf": [spec, {"type": "null"}]}
+
+
 class Topology(_Strict):
     """A whole topology: named nodes and the edges that say who may send work to whom."""
 
@@ -229,7 +293,9 @@ class Topology(_Strict):
     shape: ShapeKind | None = Field(
         None, description="Declared shape; the planner refuses a graph that does not match it."
     )
-    nodes: dict[NodeName, NodeSpec] = Field(min_length=1)
+    nodes: dict[NodeName, NodeSpec] = Field(
+        min_length=1, json_schema_extra=_empty_node_allowed_in_schema
+    )
     edges: list[EdgeItem] = Field(default_factory=list)
 
     @field_validator("nodes", mode="before")

@@ -1,0 +1,169 @@
+"""Read ``topology.yaml`` into a validated :class:`Topology`, or explain everything wrong with it.
+
+The loader is the file format's front door, so its errors are the ones users see most. It
+collects every problem of a file (YAML structure, duplicate keys, schema, unknown providers) and
+raises one :class:`~codebolt_topo.errors.TopologyError` whose issues read
+``topology.yaml:12:5: nodes.trainer.provider: unknown provider 'dokcer' (did you mean …?)``.
+Graph-level checks (unknown nodes in edges, shapes, ports) belong to :mod:`codebolt_topo.plan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from codebolt_topo.errors import Location, TopologyError, ValidationIssue
+from codebolt_topo.model.issues import did_you_mean, issues_from_error
+from codebolt_topo.model.source import FieldPath, SourceMap, Span, format_path, to_plain
+from codebolt_topo.model.topology import Topology
+
+__all__ = ["LoadedTopology", "load_topology"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTopology:
+    """A valid topology and where each of its parts was written (for later, located errors)."""
+
+    topology: Topology
+    path: Path
+    source_map: SourceMap
+
+
+def load_topology(
+    path: Path, text: str | None = None, *, providers: Iterable[str] | None = None
+) -> LoadedTopology:
+    """Parse and validate one topology file; raise :class:`TopologyError` with every issue.
+
+    ``text`` skips reading ``path`` (editors, tests); locations still name ``path`` as given.
+    ``providers`` replaces the installed provider names (tests, dry runs on another machine).
+    """
+    file = str(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            issue = ValidationIssue(Location(file), "", f"cannot read: {reason}")
+            raise TopologyError([issue]) from exc
+    sources = SourceMap(file)
+    data, issues = _parse(text, sources)
+    if issues:
+        raise TopologyError(issues)
+    issues = _shape_of_document(data, sources)
+    if issues:
+        raise TopologyError(issues)
+    installed = sorted(providers) if providers is not None else _installed_providers()
+    issues = _duplicate_issues(text, sources) + _provider_issues(data, installed, sources)
+    topology: Topology | None = None
+    try:
+        topology = Topology.model_validate(data)
+    except ValidationError as exc:
+        issues += issues_from_error(exc, sources)
+    if issues or topology is None:
+        raise TopologyError(sorted(issues, key=_position))
+    return LoadedTopology(topology, path, sources)
+
+
+def _installed_providers() -> list[str]:
+    from codebolt_topo.providers.registry import provider_names
+
+    return provider_names()
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    # Duplicates are found on the composed node tree instead, so all of them are reported.
+    yaml.allow_duplicate_keys = True
+    return yaml
+
+
+def _parse(text: str, sources: SourceMap) -> tuple[Any, list[ValidationIssue]]:
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        raw = _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        location = Location(sources.file, mark.line + 1, mark.column + 1) if mark else \
+            Location(sources.file)
+        problem = exc.problem or exc.context or "invalid YAML"
+        context = f" ({exc.context})" if exc.problem and exc.context else ""
+        return None, [ValidationIssue(location, "", f"invalid YAML: {problem}{context}")]
+    except YAMLError as exc:
+        return None, [ValidationIssue(Location(sources.file), "", f"invalid YAML: {exc}")]
+    root_at = (raw.lc.line + 1, raw.lc.col + 1) if hasattr(raw, "lc") else (1, 1)
+    sources.spans[()] = Span(None, root_at)
+    return to_plain(raw, sources), []
+
+
+def _shape_of_document(data: Any, sources: SourceMap) -> list[ValidationIssue]:
+    if data is None:
+        message = "the file is empty; a topology needs at least 'name' and 'nodes'"
+    elif not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        message = f"expected a mapping with 'name' and 'nodes' at the top level, got {kind}"
+    else:
+        return []
+    return [ValidationIssue(sources.locate(()), "", message)]
+
+
+def _duplicate_issues(text: str, sources: SourceMap) -> list[ValidationIssue]:
+    """Every repeated mapping key: ruamel alone would stop at the first one."""
+    from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+
+    issues: list[ValidationIssue] = []
+
+    def walk(node: Node, path: FieldPath) -> None:
+        if isinstance(node, MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in first_line and key != "<<":
+                    what = "node name" if path == ("nodes",) else "key"
+                    issues.append(ValidationIssue(
+                        Location(sources.file, key_node.start_mark.line + 1,
+                                 key_node.start_mark.column + 1),
+                        format_path((*path, key)),
+                        f"duplicate {what} {key!r} (first defined at line {first_line[key]})",
+                    ))
+                    continue
+                first_line[key] = key_node.start_mark.line + 1
+                walk(value_node, (*path, key))
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index))
+
+    root = _yaml().compose(text)
+    if root is not None:
+        walk(root, ())
+    return issues
+
+
+def _provider_issues(
+    data: dict[str, Any], installed: list[str], sources: SourceMap
+) -> list[ValidationIssue]:
+    nodes = data.get("nodes")
+    if not isinstance(nodes, dict):
+        return []
+    issues = []
+    for name, spec in nodes.items():
+        provider = spec.get("provider") if isinstance(spec, dict) else None
+        if not isinstance(provider, str) or provider in installed:
+            continue
+        known = ", ".join(installed) or "none"
+        hint = did_you_mean(provider, installed) or f" (installed: {known})"
+        path = ("nodes", name, "provider")
+        issues.append(ValidationIssue(
+            sources.locate(path), format_path(path), f"unknown provider {provider!r}{hint}"
+        ))
+    return issues
+
+
+def _position(issue: ValidationIssue) -> tuple[int, int]:
+    return issue.location.line or 0, issue.location.column or 0
