@@ -43,10 +43,13 @@ Send = Callable[[str | bytes], Awaitable[None]]
 
 def parse_signal(name: str) -> signals.Signals:
     """``"SIGINT"``, ``"INT"`` or ``"2"`` as a signal; ValueError when unknown."""
-    if name.isdigit():
-        return signals.Signals(int(name))
-    upper = name.upper()
-    return signals.Signals[upper if upper.startswith("SIG") else "SIG" + upper]
+    try:
+        if name.isdigit():
+            return signals.Signals(int(name))
+        upper = name.upper()
+        return signals.Signals[upper if upper.startswith("SIG") else "SIG" + upper]
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None
 
 
 class LocalJob:
