@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["NodeCore"]
 
 log = logging.getLogger(__name__)
+_DRAIN_TIMEOUT = 5.0
 _PEER_ALLOWED = frozenset({"exec", "cancel", "signal", "eof", "notify", "info"})
 
 
@@ -117,10 +118,11 @@ class NodeCore:
                 "jobs": len(self.jobs)}
 
     async def close(self) -> None:
-        """Stop: cancel local jobs, close sessions' work and links, disable plugins."""
+        """Stop: cancel local jobs and let their ``exit`` reach callers, close links, disable
+        plugins. Connections are closed by the server afterwards."""
         for job in list(self.jobs):
             job.cancel()
-        await asyncio.gather(*(s.close() for s in list(self.sessions)), return_exceptions=True)
+        await asyncio.gather(*(s.drain(_DRAIN_TIMEOUT) for s in list(self.sessions)))
         await self.router.close()
         self.plugins.close()
 

@@ -100,7 +100,7 @@ async def _serve(config: LaunchConfig, ready_fd: int | None) -> int:
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("node %s stopping", config.node)
-    server.close(close_connections=False)
+    server.server.close()  # stop accepting; open connections stay to carry the jobs' exits
     await core.close()
     server.close()
     await server.wait_closed()

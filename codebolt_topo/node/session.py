@@ -292,6 +292,11 @@ class Session:
                 self.core.call_hook("codebolt_node_notification", request_id=request_id,
                                     kind=kind, data=data)
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) for this session's jobs and forwards to finish."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
     async def close(self) -> None:
         """The connection ended: cancel every job it started and wait for them to stop."""
         self.closed = True

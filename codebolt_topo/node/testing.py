@@ -25,9 +25,18 @@ from typing import Any
 from codebolt_topo.client import NodeClient
 from codebolt_topo.node.config import LaunchConfig, PeerLink, RuntimeConfig, token_digest
 
-__all__ = ["Cluster", "shortest_routes"]
+__all__ = ["Cluster", "process_running", "shortest_routes"]
 
 ADMIN_TOKEN = "admin-token-for-tests"
+
+
+def process_running(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def shortest_routes(nodes: list[str],

@@ -11,16 +11,7 @@ import time
 import pytest
 
 from codebolt_topo.client import Exit, Failed, Notification, Output, Started
-from codebolt_topo.node.testing import Cluster
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie awaiting its reaper counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from codebolt_topo.node.testing import Cluster, process_running
 
 
 def test_direct_exec_streams_stdout_stderr_and_exit(chain: Cluster) -> None:
@@ -134,7 +125,7 @@ def test_cancel_kills_process_group_through_hops(chain: Cluster) -> None:
             output = await anext(events)
             assert isinstance(output, Output)
             child = int(output.data)
-            assert pid_alive(child)
+            assert process_running(child)
             await handle.cancel()
             rest = [e async for e in events]
             final = rest[-1]
@@ -145,9 +136,9 @@ def test_cancel_kills_process_group_through_hops(chain: Cluster) -> None:
     assert final.cancelled
     assert final.signal == "SIGTERM"
     deadline = time.monotonic() + 3
-    while any(pid_alive(c) for c in children) and time.monotonic() < deadline:
+    while any(process_running(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not any(pid_alive(c) for c in children)
+    assert not any(process_running(c) for c in children)
 
 
 def test_timeout_terminates_job(chain: Cluster) -> None:

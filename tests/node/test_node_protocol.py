@@ -54,7 +54,7 @@ def test_unknown_keys_are_ignored() -> None:
     assert p.decode(p.encode({"t": "done", "id": "x", "future": 1}))["future"] == 1
 
 
-@pytest.mark.parametrize("text, fragment", [
+@pytest.mark.parametrize(("text", "fragment"), [
     ("not json", "not JSON"),
     ("[1]", "not a JSON object"),
     ('{"id": "x"}', "unknown message type"),
@@ -186,7 +186,7 @@ def test_job_stream_accepts_contiguous_output() -> None:
     assert job.exited
 
 
-@pytest.mark.parametrize("offset, what", [(11, "gap"), (9, "duplicate"), (0, "duplicate")])
+@pytest.mark.parametrize(("offset", "what"), [(11, "gap"), (9, "duplicate"), (0, "duplicate")])
 def test_job_stream_detects_gap_and_duplicate(offset: int, what: str) -> None:
     job = p.JobStream("b")
     job.data(p.STDOUT, 0, 10)

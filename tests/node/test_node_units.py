@@ -24,7 +24,7 @@ ADMIN_DIGEST = token_digest("root")
 ACCEPT = {"a": token_digest("tok-a"), "c": token_digest("tok-c")}
 
 
-@pytest.mark.parametrize("header, principal", [
+@pytest.mark.parametrize(("header", "principal"), [
     ("Bearer root", ADMIN),
     ("bearer root", ADMIN),
     ("Bearer tok-a", "a"),
@@ -100,7 +100,7 @@ def test_plugin_host_enables_reconfigures_disables() -> None:
 def test_plugin_host_unknown_plugin_changes_nothing() -> None:
     host = PluginHost(context())
     host.apply({"remote-execution": {}})
-    with pytest.raises(ConfigError, match="unknown node plugin 'nope'.*remote-execution"):
+    with pytest.raises(ConfigError, match=r"unknown node plugin 'nope'.*remote-execution"):
         host.apply({"nope": {}})
     assert host.enabled == ["remote-execution"]
     host.close()
@@ -130,7 +130,7 @@ def test_second_claimant_aborts_enable() -> None:
     assert ctx.execution_gateway.claimant == "someone-else"
 
 
-@pytest.mark.parametrize("hops, path, code", [
+@pytest.mark.parametrize(("hops", "path", "code"), [
     (1, [], None), (0, [], "hop-limit"), (-1, [], "hop-limit"), (3, ["a", "b"], "loop"),
     (3, ["a"], None),
 ])
