@@ -1,0 +1,229 @@
+"""Git bundles (v2): writing a selection of threads, and reading one back strictly.
+
+Written bundles are what ``git bundle create`` would write: the v2 signature, one ``-<id>`` line
+per prerequisite (commits the receiver must already have), one ``<id> <ref>`` line per thread,
+a blank line, then a pack. Incremental export sends exactly the objects the receiver lacks,
+assuming it has every prerequisite: each commit's tree is diffed against its first parent's and
+only differing entries are sent, so the cost follows the change, not the workspace.
+
+Reading (:func:`parse_bundle`) accepts v2 and v3 (``@object-format=sha1`` only), checks every
+header line and ref name, and hands back the raw pack for :mod:`~codebolt_topo.narrative.packs`
+to verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dulwich.objects import Commit, ObjectID, Tree
+
+from codebolt_topo.narrative.errors import CorruptDataError, NarrativeError, UnsafeInputError
+from codebolt_topo.narrative.limits import Limits, check_limit
+from codebolt_topo.narrative.metadata import parse_message
+from codebolt_topo.narrative.names import check_ref_format, thread_ref, validate_id
+from codebolt_topo.narrative.packs import object_header
+from codebolt_topo.narrative.safety import MODE_DIR
+
+if TYPE_CHECKING:
+    from codebolt_topo.narrative.store import NarrativeStore
+
+__all__ = ["ParsedBundle", "Selection", "export_bundle", "parse_bundle"]
+
+_SIG_V2 = b"# v2 git bundle\n"
+_SIG_V3 = b"# v3 git bundle\n"
+_HEX = re.compile(rb"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What to export: some threads, every thread of some objectives, or (both empty) all."""
+
+    threads: frozenset[str] = field(default_factory=frozenset)
+    objectives: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def thread(cls, *ids: str) -> Selection:
+        return cls(threads=frozenset(validate_id(i, "thread id") for i in ids))
+
+    @classmethod
+    def objective(cls, *ids: str) -> Selection:
+        return cls(objectives=frozenset(validate_id(i, "objective id") for i in ids))
+
+    @classmethod
+    def everything(cls) -> Selection:
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBundle:
+    """A bundle's header and its still-unverified pack."""
+
+    prerequisites: list[bytes]
+    refs: dict[bytes, bytes]
+    pack: bytes
+
+
+def export_bundle(
+    store: NarrativeStore, selection: Selection, have: frozenset[str] | set[str] = frozenset()
+) -> bytes:
+    """Bundle the selected threads; commits in *have* (and their history) are left out."""
+    tips = _selected_tips(store, selection)
+    if not tips:
+        raise NarrativeError("nothing to export: no thread matches the selection")
+    objects = store.repo.object_store
+    known_have = {
+        h.encode() for h in have if _HEX.fullmatch(h.encode()) and ObjectID(h.encode()) in objects
+    }
+    commits, boundary = _walk_commits(store, list(tips.values()), known_have)
+    send: dict[bytes, None] = {}
+    for commit in commits:
+        send[commit.id] = None
+        base = _parent_tree(store, commit)
+        _new_objects(store, base, commit.tree, send)
+    header = [_SIG_V2]
+    for sha in sorted(boundary):
+        header.append(b"-" + sha + b" " + _subject(store, sha) + b"\n")
+    for ref, sha in sorted(tips.items()):
+        header.append(sha + b" " + ref + b"\n")
+    header.append(b"\n")
+    return b"".join(header) + _pack(store, list(send))
+
+
+def parse_bundle(data: bytes, limits: Limits) -> ParsedBundle:
+    """Split a bundle into prerequisites, refs and pack; refuse anything malformed."""
+    check_limit("bundle size", len(data), limits.max_archive_bytes)
+    if data.startswith(_SIG_V2):
+        pos, v3 = len(_SIG_V2), False
+    elif data.startswith(_SIG_V3):
+        pos, v3 = len(_SIG_V3), True
+    else:
+        raise CorruptDataError("not a git bundle (missing v2/v3 signature)")
+    end = data.find(b"\n\n", pos - 1)
+    if end < 0:
+        raise CorruptDataError("truncated bundle: the header never ends")
+    check_limit("bundle header size", end, limits.max_header_bytes)
+    lines = data[pos:end].split(b"\n") if end >= pos else []
+    check_limit("bundle header lines", len(lines), limits.max_refs)
+    prerequisites: list[bytes] = []
+    refs: dict[bytes, bytes] = {}
+    for line in lines:
+        if line.startswith(b"@"):
+            if not v3 or line not in (b"@object-format=sha1",):
+                raise CorruptDataError(f"unsupported bundle capability {line[:80]!r}")
+        elif line.startswith(b"-"):
+            sha = line[1:41]
+            if not _HEX.fullmatch(sha) or line[41:42] not in (b"", b" "):
+                raise CorruptDataError(f"malformed prerequisite line {line[:80]!r}")
+            prerequisites.append(sha)
+        else:
+            sha, sep, ref = line.partition(b" ")
+            if not _HEX.fullmatch(sha) or not sep:
+                raise CorruptDataError(f"malformed ref line {line[:80]!r}")
+            check_limit("ref name length", len(ref), limits.max_name_bytes)
+            if ref != b"HEAD":
+                check_ref_format(ref)
+            if ref in refs:
+                raise UnsafeInputError(f"ref {ref!r} appears twice in the bundle")
+            refs[ref] = sha
+    if not refs:
+        raise CorruptDataError("bundle lists no refs")
+    pack = data[end + 2 :]
+    if not pack:
+        raise CorruptDataError("truncated bundle: no pack")
+    return ParsedBundle(prerequisites, refs, pack)
+
+
+def _selected_tips(store: NarrativeStore, selection: Selection) -> dict[bytes, bytes]:
+    heads = {ref.encode(): sha.encode() for ref, sha in store.heads().items()}
+    if not selection.threads and not selection.objectives:
+        return heads
+    wanted = {thread_ref(t) for t in selection.threads}
+    for ref, sha in heads.items():
+        commit = store.repo.object_store[ObjectID(sha)]
+        meta = parse_message(commit.message) if isinstance(commit, Commit) else None
+        if meta is not None and meta.objective_id in selection.objectives:
+            wanted.add(ref)
+    missing = sorted(r.decode() for r in wanted - heads.keys())
+    if missing:
+        raise NarrativeError(f"no such thread: {', '.join(missing)}")
+    return {ref: heads[ref] for ref in wanted}
+
+
+def _walk_commits(
+    store: NarrativeStore, tips: list[bytes], have: set[bytes]
+) -> tuple[list[Commit], set[bytes]]:
+    """Commits reachable from *tips* but not from *have*, parents before children."""
+    seen: set[bytes] = set()
+    boundary: set[bytes] = set()
+    order: list[Commit] = []
+    stack = list(tips)
+    while stack:
+        sha = stack.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        if sha in have:
+            boundary.add(sha)
+            continue
+        commit = store.repo.object_store[ObjectID(sha)]
+        assert isinstance(commit, Commit)
+        order.append(commit)
+        stack.extend(commit.parents)
+    order.reverse()
+    return order, boundary
+
+
+def _parent_tree(store: NarrativeStore, commit: Commit) -> bytes | None:
+    if not commit.parents:
+        return None
+    parent = store.repo.object_store[commit.parents[0]]
+    assert isinstance(parent, Commit)
+    return bytes(parent.tree)
+
+
+def _new_objects(
+    store: NarrativeStore, old: bytes | None, new: bytes, out: dict[bytes, None]
+) -> None:
+    """Add tree *new* and everything under it that tree *old* does not hold at the same path."""
+    if old == new or new in out:
+        return
+    out[new] = None
+    objects = store.repo.object_store
+    tree = objects[ObjectID(new)]
+    assert isinstance(tree, Tree)
+    before: dict[bytes, tuple[int, bytes]] = {}
+    if old is not None:
+        old_tree = objects[ObjectID(old)]
+        assert isinstance(old_tree, Tree)
+        before = {name: (mode, sha) for name, mode, sha in old_tree.iteritems()}
+    for name, mode, sha in tree.iteritems():
+        prior = before.get(name)
+        if prior is not None and prior[1] == sha:
+            continue
+        if mode == MODE_DIR:
+            _new_objects(store, prior[1] if prior and prior[0] == MODE_DIR else None, sha, out)
+        else:
+            out[sha] = None
+
+
+def _subject(store: NarrativeStore, sha: bytes) -> bytes:
+    commit = store.repo.object_store[ObjectID(sha)]
+    if not isinstance(commit, Commit):
+        return b""
+    return bytes(commit.message).split(b"\n", 1)[0][:200].replace(b"\r", b"")
+
+
+def _pack(store: NarrativeStore, shas: list[bytes]) -> bytes:
+    """A pack of whole objects (no deltas), as git would accept from any peer."""
+    objects = store.repo.object_store
+    chunks = [b"PACK", (2).to_bytes(4, "big"), len(shas).to_bytes(4, "big")]
+    for sha in shas:
+        type_num, raw = objects.get_raw(ObjectID(sha))
+        chunks.append(object_header(type_num, len(raw)))
+        chunks.append(zlib.compress(raw, 1))
+    body = b"".join(chunks)
+    return body + hashlib.sha1(body).digest()

@@ -1,0 +1,213 @@
+"""Verify received objects and refs, then move refs: the shared back half of every import.
+
+Order of operations, which is the whole point of this module:
+
+1. every check that can fail runs first, in memory: ref names, prerequisites present, every tree
+   entry (name, mode, no ``.git``), every commit's narrative metadata, every referenced object
+   present in the bundle or the store, every tip a commit of the thread its ref names;
+2. only then are the objects the store lacks written, as one pack (objects without refs are
+   invisible, so a crash here changes nothing anyone can see);
+3. finally refs move: fast-forwards and new threads directly; a thread whose local tip is not an
+   ancestor of the incoming one is *diverged* and the incoming tip is kept beside it under
+   ``refs/narrative/remotes/<source-env>/threads/<id>``, never over it.
+
+Nothing received is ever executed: no hooks run and no configuration is read from a peer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.refs import Ref
+
+from codebolt_topo.narrative.errors import (
+    CorruptDataError,
+    HierarchyError,
+    MissingPrerequisiteError,
+    NarrativeError,
+    UnsafeInputError,
+)
+from codebolt_topo.narrative.metadata import parse_message
+from codebolt_topo.narrative.names import parse_thread_ref, remote_thread_ref, validate_id
+from codebolt_topo.narrative.packs import write_pack
+from codebolt_topo.narrative.safety import ALLOWED_MODES, MODE_DIR, check_entry_name
+
+if TYPE_CHECKING:
+    from codebolt_topo.narrative.store import NarrativeStore
+
+__all__ = ["ImportReport", "RefChange", "import_objects"]
+
+Getter = Callable[[bytes], ShaFile | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RefChange:
+    """What happened to one thread. For a diverged thread ``ref`` is the side-by-side ref."""
+
+    thread: str
+    ref: str
+    old: str | None
+    new: str
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """Outcome of one import, thread by thread."""
+
+    created: list[RefChange] = field(default_factory=list)
+    updated: list[RefChange] = field(default_factory=list)
+    diverged: list[RefChange] = field(default_factory=list)
+    unchanged: list[RefChange] = field(default_factory=list)
+    objects_written: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """False when the import was a no-op (same bundle twice, or nothing new)."""
+        return bool(self.created or self.updated or self.diverged or self.objects_written)
+
+
+def import_objects(
+    store: NarrativeStore,
+    objects: list[ShaFile],
+    refs: dict[bytes, bytes],
+    prerequisites: Iterable[bytes],
+    source_env: str,
+) -> ImportReport:
+    """Verify *objects* and *refs* against *store*, then store them (see the module docstring)."""
+    validate_id(source_env, "source environment")
+    threads = _thread_refs(refs)
+    odb = store.repo.object_store
+    missing = sorted(p.decode() for p in set(prerequisites) if ObjectID(p) not in odb)
+    if missing:
+        raise MissingPrerequisiteError(missing)
+    index = {bytes(obj.id): obj for obj in objects}
+
+    def get(sha: bytes) -> ShaFile | None:
+        found = index.get(sha)
+        if found is not None:
+            return found
+        try:
+            return odb[ObjectID(sha)]
+        except KeyError:
+            return None
+
+    for obj in objects:
+        _check_object(store, obj, index, get)
+    for ref, (thread, sha) in threads.items():
+        tip = get(sha)
+        if not isinstance(tip, Commit):
+            raise CorruptDataError(f"{ref.decode()} points at {sha.decode()}, not a commit")
+        meta = parse_message(tip.message)
+        if meta is None or meta.thread_id != thread:
+            raise HierarchyError(f"{ref.decode()} points at a commit of another thread")
+    with store.locked():
+        report, moves = _plan(store, threads, source_env, get)
+        new = [obj for obj in objects if ObjectID(obj.id) not in odb]
+        write_pack(odb.pack_dir, list({bytes(o.id): o for o in new}.values()))
+        report.objects_written = len({bytes(o.id) for o in new})
+        _move_refs(store, moves)
+    return report
+
+
+def _thread_refs(refs: dict[bytes, bytes]) -> dict[bytes, tuple[str, bytes]]:
+    threads = {ref: (parse_thread_ref(ref), sha) for ref, sha in refs.items() if ref != b"HEAD"}
+    if not threads:
+        raise UnsafeInputError("the archive carries no narrative thread refs")
+    return threads
+
+
+def _check_object(
+    store: NarrativeStore,
+    obj: ShaFile,
+    index: dict[bytes, ShaFile],
+    get: Getter,
+) -> None:
+    odb = store.repo.object_store
+
+    def require(sha: bytes, kind: type[ShaFile], what: str) -> None:
+        found = index.get(sha)
+        if found is None and ObjectID(sha) not in odb:
+            raise CorruptDataError(f"incomplete archive: {what} {sha.decode()} is missing")
+        if found is not None and not isinstance(found, kind):
+            raise CorruptDataError(f"{what} {sha.decode()} has the wrong type")
+
+    if isinstance(obj, Tree):
+        for name, mode, sha in obj.iteritems():
+            check_entry_name(name, store.limits)
+            if mode not in ALLOWED_MODES:
+                raise UnsafeInputError(f"unsupported mode {mode:o} for {name!r}")
+            require(sha, Tree if mode == MODE_DIR else Blob, f"entry {name!r}")
+    elif isinstance(obj, Commit):
+        if parse_message(obj.message) is None:
+            raise HierarchyError(f"commit {obj.id.decode()} carries no narrative metadata")
+        require(obj.tree, Tree, "tree")
+        for parent in obj.parents:
+            require(parent, Commit, "parent commit")
+    elif not isinstance(obj, Blob):
+        raise UnsafeInputError(f"unexpected {obj.type_name.decode()} object {obj.id.decode()}")
+
+
+def _plan(
+    store: NarrativeStore,
+    threads: dict[bytes, tuple[str, bytes]],
+    source_env: str,
+    get: Getter,
+) -> tuple[ImportReport, list[tuple[bytes, bytes | None, bytes]]]:
+    report = ImportReport()
+    moves: list[tuple[bytes, bytes | None, bytes]] = []
+    current = store.repo.refs.as_dict()
+    for ref, (thread, new) in sorted(threads.items()):
+        local = current.get(Ref(ref))
+        change = RefChange(thread, ref.decode(), local.decode() if local else None, new.decode())
+        if local is None:
+            report.created.append(change)
+            moves.append((ref, None, new))
+        elif local == new or _is_ancestor(store, new, local, get):
+            report.unchanged.append(change)
+        elif _is_ancestor(store, local, new, get):
+            report.updated.append(change)
+            moves.append((ref, local, new))
+        else:
+            side = remote_thread_ref(source_env, thread)
+            old_side = current.get(Ref(side))
+            side_change = RefChange(
+                thread, side.decode(), old_side.decode() if old_side else None, new.decode()
+            )
+            if old_side == new:
+                report.unchanged.append(side_change)
+            else:
+                report.diverged.append(side_change)
+                moves.append((side, old_side, new))
+    return report, moves
+
+
+def _is_ancestor(store: NarrativeStore, ancestor: bytes, descendant: bytes, get: Getter) -> bool:
+    """True when *ancestor* is reachable from *descendant* (both in the index or the store)."""
+    seen: set[bytes] = set()
+    stack = [descendant]
+    while stack:
+        sha = stack.pop()
+        if sha == ancestor:
+            return True
+        if sha in seen:
+            continue
+        seen.add(sha)
+        commit = get(sha)
+        if isinstance(commit, Commit):
+            stack.extend(bytes(p) for p in commit.parents)
+    return False
+
+
+def _move_refs(store: NarrativeStore, moves: list[tuple[bytes, bytes | None, bytes]]) -> None:
+    """Compare-and-swap each ref; a ref moved by someone else meanwhile aborts the rest."""
+    refs = store.repo.refs
+    for ref, old, new in moves:
+        if old is None:
+            done = refs.add_if_new(Ref(ref), ObjectID(new))
+        else:
+            done = refs.set_if_equals(Ref(ref), ObjectID(old), ObjectID(new))
+        if not done:
+            raise NarrativeError(f"{ref.decode()} changed during the import; retry")
