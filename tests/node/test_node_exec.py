@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+import signal
 import sys
 import time
 
@@ -212,17 +214,26 @@ def test_unknown_target_is_unreachable_naming_the_hop(chain: Cluster) -> None:
 def test_dead_next_hop_is_unreachable_and_lost_link_is_peer_lost(make_cluster) -> None:  # type: ignore[no-untyped-def]
     cluster = make_cluster([("a", "b"), ("b", "c")])
 
+    job_pids: list[int] = []
+
     async def long_job() -> Failed:
         async with cluster.client("a") as client:
             handle = await client.exec("c", shell="echo go; sleep 30")
             async for event in handle:
+                if isinstance(event, Started) and event.pid is not None:
+                    job_pids.append(event.pid)
                 if isinstance(event, Output):
                     cluster.procs["c"].kill()
                 if isinstance(event, Failed):
                     return event
             raise AssertionError("no failure")
 
-    lost = asyncio.run(long_job())
+    try:
+        lost = asyncio.run(long_job())
+    finally:  # a SIGKILLed daemon cannot clean up: its job's group is ours to kill
+        for pid in job_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
     assert (lost.node, lost.hop, lost.code) == ("c", "b", "peer-lost")
 
     async def after() -> Failed:
