@@ -153,7 +153,9 @@ class NarrativeStore:
             meta = SnapshotMeta(
                 objective_id=objective,
                 objective_name=_pick(
-                    objective_name, previous and previous.objective_name, objective
+                    objective_name,
+                    previous.objective_name if previous else self._objective_name(objective),
+                    objective,
                 ),
                 thread_id=thread,
                 thread_name=_pick(thread_name, previous and previous.thread_name, thread),
@@ -277,6 +279,14 @@ class NarrativeStore:
         if not isinstance(obj, Commit):
             raise UnknownSnapshotError(f"{sha!r} is not a commit")
         return obj
+
+    def _objective_name(self, objective: str) -> str | None:
+        """The name another thread of *objective* already gave it (new threads inherit it)."""
+        for tip in self.heads().values():
+            meta = parse_message(self._commit(tip.encode()).message)
+            if meta is not None and meta.objective_id == objective:
+                return meta.objective_name
+        return None
 
     def _remote_tips(self) -> list[bytes]:
         return list(self.repo.refs.as_dict(Ref(REMOTES_PREFIX.rstrip(b"/"))).values())
