@@ -67,7 +67,9 @@ def test_a_thread_stays_in_its_objective(open_store: OpenStore) -> None:
         store.snapshot("o2", "t", "r")
 
 
-@pytest.mark.parametrize("bad", ["", "..", "a..b", "-x", "a/b", "a b", "x.lock", "a.", "é", "a" * 200])
+@pytest.mark.parametrize(
+    "bad", ["", "..", "a..b", "-x", "a/b", "a b", "x.lock", "a.", "é", "a" * 200]
+)
 def test_invalid_ids_are_refused(open_store: OpenStore, bad: str) -> None:
     store = open_store("a")
     with pytest.raises(InvalidNameError):
