@@ -144,7 +144,9 @@ def test_tarball_of_a_later_snapshot_is_reparented(open_store: OpenStore) -> Non
     [created] = report.created
     got = b.find(second.snapshot_id)
     assert got.commit == created.new != second.commit
-    assert got.parents == () and got.tree == second.tree and got.meta == second.meta
+    assert got.parents == ()
+    assert got.tree == second.tree
+    assert got.meta == second.meta
 
 
 def test_git_verifies_and_fetches_our_bundles(open_store: OpenStore, tmp_path: Path) -> None:
@@ -198,4 +200,5 @@ def test_git_cli_bundles_import(open_store: OpenStore, tmp_path: Path) -> None:
     c = open_store("c")
     c.import_tar(a.export_tar(first.snapshot_id))
     report = c.import_bundle((tmp_path / "git.bundle").read_bytes(), "a")
-    assert report.updated and c.heads() == a.heads()
+    assert report.updated
+    assert c.heads() == a.heads()
