@@ -80,7 +80,8 @@ def import_objects(
     validate_id(source_env, "source environment")
     threads = _thread_refs(refs)
     odb = store.repo.object_store
-    missing = sorted(p.decode() for p in set(prerequisites) if ObjectID(p) not in odb)
+    present = _presence(store)
+    missing = sorted(p.decode() for p in set(prerequisites) if not present(p))
     if missing:
         raise MissingPrerequisiteError(missing)
     index = {bytes(obj.id): obj for obj in objects}
@@ -89,13 +90,10 @@ def import_objects(
         found = index.get(sha)
         if found is not None:
             return found
-        try:
-            return odb[ObjectID(sha)]
-        except KeyError:
-            return None
+        return odb[ObjectID(sha)] if present(sha) else None
 
     for obj in objects:
-        _check_object(store, obj, index, get)
+        _check_object(store, obj, index, present)
     for ref, (thread, sha) in threads.items():
         tip = get(sha)
         if not isinstance(tip, Commit):
@@ -105,7 +103,8 @@ def import_objects(
             raise HierarchyError(f"{ref.decode()} points at a commit of another thread")
     with store.locked():
         report, moves = _plan(store, threads, source_env, get)
-        new = [obj for obj in objects if ObjectID(obj.id) not in odb]
+        present = _presence(store)
+        new = [obj for obj in objects if not present(obj.id)]
         write_pack(odb.pack_dir, list({bytes(o.id): o for o in new}.values()))
         report.objects_written = len({bytes(o.id) for o in new})
         _move_refs(store, moves)
@@ -119,17 +118,29 @@ def _thread_refs(refs: dict[bytes, bytes]) -> dict[bytes, tuple[str, bytes]]:
     return threads
 
 
+def _presence(store: NarrativeStore) -> Callable[[bytes], bool]:
+    """A membership test over the store's packs as they are now.
+
+    The shadow repository only ever receives packs (never loose objects), and asking dulwich's
+    store directly rescans the pack directory on every miss, which dominates a large import.
+    """
+    packs = store.repo.object_store.packs
+
+    def present(sha: bytes) -> bool:
+        return any(ObjectID(sha) in pack for pack in packs)
+
+    return present
+
+
 def _check_object(
     store: NarrativeStore,
     obj: ShaFile,
     index: dict[bytes, ShaFile],
-    get: Getter,
+    present: Callable[[bytes], bool],
 ) -> None:
-    odb = store.repo.object_store
-
     def require(sha: bytes, kind: type[ShaFile], what: str) -> None:
         found = index.get(sha)
-        if found is None and ObjectID(sha) not in odb:
+        if found is None and not present(sha):
             raise CorruptDataError(f"incomplete archive: {what} {sha.decode()} is missing")
         if found is not None and not isinstance(found, kind):
             raise CorruptDataError(f"{what} {sha.decode()} has the wrong type")

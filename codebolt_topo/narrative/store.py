@@ -52,7 +52,7 @@ from codebolt_topo.narrative.names import (
     thread_ref,
     validate_id,
 )
-from codebolt_topo.narrative.packs import inflate_pack, write_pack
+from codebolt_topo.narrative.packs import bulk_allocation, inflate_pack, write_pack
 from codebolt_topo.narrative.scan import scan_workspace
 from codebolt_topo.narrative.statcache import StatCache
 from codebolt_topo.narrative.tarball import export_tar, import_tar
@@ -148,7 +148,8 @@ class NarrativeStore:
                 )
             cache = StatCache.load(self._path("statcache"))
             started = time.time_ns()
-            scan = scan_workspace(self.workspace, cache)
+            with bulk_allocation():
+                scan = scan_workspace(self.workspace, cache)
             now = datetime.now(UTC)
             meta = SnapshotMeta(
                 objective_id=objective,
@@ -175,7 +176,8 @@ class NarrativeStore:
             commit.author_time = commit.commit_time = int(now.timestamp())
             commit.author_timezone = commit.commit_timezone = 0
             commit.message = format_message(meta, message)
-            write_pack(self.repo.object_store.pack_dir, [*scan.new_objects, commit])
+            with bulk_allocation():
+                write_pack(self.repo.object_store.pack_dir, [*scan.new_objects, commit])
             if not self.repo.refs.set_if_equals(Ref(ref), parent, commit.id):
                 raise NarrativeError(f"thread {thread!r} moved during the snapshot; retry")
             cache.files, cache.dirs, cache.scan_start_ns = scan.files, scan.dirs, started
@@ -263,8 +265,9 @@ class NarrativeStore:
         """Verify, then import a bundle received from *source_env* (ours or ``git bundle``'s)."""
         parsed = parse_bundle(data, self.limits)
         odb = self.repo.object_store
-        objects = inflate_pack(parsed.pack, self.limits, lambda sha: odb.get_raw(ObjectID(sha)))
-        return import_objects(self, objects, parsed.refs, parsed.prerequisites, source_env)
+        with bulk_allocation():
+            objects = inflate_pack(parsed.pack, self.limits, lambda s: odb.get_raw(ObjectID(s)))
+            return import_objects(self, objects, parsed.refs, parsed.prerequisites, source_env)
 
     def export_tar(self, snapshot: str) -> bytes:
         """One snapshot as tar.gz: ``manifest.json`` (hierarchy, commit) then ``files/...``."""
