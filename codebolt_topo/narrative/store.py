@@ -234,6 +234,7 @@ class NarrativeStore:
         with self.locked():
             info = self.find(snapshot)
             cache = StatCache.load(self._path("statcache"))
+            scanned_at = time.time_ns()
             scan = scan_workspace(self.workspace, cache)
             get = self._lookup(scan.new_objects)
             if not force:
@@ -244,7 +245,7 @@ class NarrativeStore:
             root = os.fsencode(self.workspace)
             apply_changes(root, get, changes, force=force, limits=self.limits)
             started = time.time_ns()
-            cache.files, cache.dirs, cache.scan_start_ns = scan.files, scan.dirs, 0
+            cache.files, cache.dirs, cache.scan_start_ns = scan.files, scan.dirs, scanned_at
             after = scan_workspace(self.workspace, cache)
             cache.files, cache.dirs, cache.scan_start_ns = after.files, after.dirs, started
             cache.save(self._path("statcache"))
