@@ -13,8 +13,8 @@ from dataclasses import dataclass
 __all__ = [
     "ConfigError",
     "ExecError",
-    "LockError",
     "Location",
+    "LockError",
     "ProtocolError",
     "ProviderError",
     "StateError",

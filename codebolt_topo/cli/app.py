@@ -206,10 +206,7 @@ def graph(
     print(render())
 
 
-@app.command(
-    "exec",
-    context_settings={"allow_interspersed_args": False},
-)
+@app.command("exec")
 def exec_(
     args: Annotated[
         list[str],

@@ -1,9 +1,10 @@
 """``codebolt exec``: route a command into the topology and stream its output to this terminal.
 
 Exit status follows the conventions people already script against: the remote exit code for one
-target; 128 + signal number when it was killed by a signal; 127 when the command was not found;
-255 when the request could not be delivered (like ssh). With several targets, output lines are
-prefixed with ``[node]`` and the status is the first non-zero one.
+target; 128 + signal number when it was killed by a signal; 124 when ``--timeout`` killed it (as
+timeout(1) does); 127 when the command was not found; 255 when the request could not be delivered
+(like ssh). With several targets, output lines are prefixed with ``[node]`` and the status is the
+first non-zero one.
 """
 
 from __future__ import annotations
@@ -12,20 +13,28 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from codebolt_topo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from codebolt_topo.client import Exit, Failed
 
 __all__ = ["parse_exec_args", "run_exec"]
 
 UNDELIVERED = 255
+TIMED_OUT = 124  # what coreutils timeout(1) returns
 
 
 def parse_exec_args(args: list[str]) -> tuple[Path, list[str]]:
-    """Split off the optional topology FILE (it ends in .yaml/.yml or names an existing file)."""
+    """Split off the optional topology FILE: the first argument, when it ends in .yaml or .yml.
+
+    Only the suffix decides, never whether such a file exists: ``exec --all -- ./run.sh`` must
+    not mistake the command for a topology.
+    """
     rest = list(args)
     file = Path("topology.yaml")
-    if rest and (rest[0].endswith((".yaml", ".yml")) or Path(rest[0]).is_file()):
+    if rest and rest[0].endswith((".yaml", ".yml")):
         file = Path(rest.pop(0))
     return file, rest
 
@@ -88,16 +97,11 @@ async def _stream(
                     prefixer.write(streams[event.stream], event.node, event.stream, event.data)
                 elif isinstance(event, Exit):
                     codes[event.node] = _exit_status(event)
+                    if event.timed_out:
+                        print(f"error: node {event.node!r}: timed out after {timeout} s, killed",
+                              file=sys.stderr, flush=True)
                 elif isinstance(event, Failed):
-                    where = (
-                        f" (at hop {event.hop!r})" if event.hop and event.hop != event.node else ""
-                    )
-                    target = f"node {event.node!r}" if event.node else "request"
-                    print(
-                        f"error: {target}{where}: {event.code}: {event.message}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    print(f"error: {_describe_failure(event)}", file=sys.stderr, flush=True)
                     codes[event.node or "?"] = 127 if event.code == "not-found" else UNDELIVERED
                 elif isinstance(event, Notification):
                     print(f"[{event.node}] {event.kind}: {event.data}", file=sys.stderr, flush=True)
@@ -113,7 +117,19 @@ async def _stream(
     return next((code for code in codes.values() if code != 0), 0)
 
 
-def _exit_status(event: object) -> int:
+def _describe_failure(event: Failed) -> str:
+    """One line naming the target, the hop where it failed (when not already said) and why."""
+    message = event.message
+    if event.node and f"{event.node!r}" not in message:
+        message = f"node {event.node!r}: {message}"
+    if event.hop and event.hop != event.node and f"{event.hop!r}" not in message:
+        message = f"{message} (at hop {event.hop!r})"
+    return f"{message} [{event.code}]"
+
+
+def _exit_status(event: Exit) -> int:
+    if event.timed_out:
+        return TIMED_OUT
     code = getattr(event, "code", None)
     if code is not None:
         return int(code)
@@ -142,6 +158,8 @@ def run_exec(
         if not rest:
             raise ConfigError("usage: codebolt exec [FILE] NODE[,NODE...] -- COMMAND [ARGS...]")
         targets = [t for t in rest.pop(0).split(",") if t]
+    if rest and rest[0] == "--":
+        rest.pop(0)
     if not rest:
         raise ConfigError("no command given (codebolt exec [FILE] NODE -- COMMAND [ARGS...])")
     entry = resolve_entry(file, targets or None, from_node=from_node, all_nodes=all_nodes)

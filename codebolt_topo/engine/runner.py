@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,7 +178,7 @@ class Engine:
         self.state_file.save(state)
         self.progress(f"{name}: stopped")
 
-    def _sync_edge_tokens(self, state: State, desired: dict[str, DesiredNode]) -> None:
+    def _sync_edge_tokens(self, state: State, desired: Mapping[str, DesiredNode]) -> None:
         wanted = {f"{n.name}->{peer}" for n in desired.values() for peer in n.peers}
         for key in list(state.edge_tokens):
             if key not in wanted:

@@ -91,13 +91,15 @@ async def _serve(config: LaunchConfig, ready_fd: int | None) -> int:
     port = next(iter(server.sockets)).getsockname()[1]
     log.info("node %s of %s listening on %s:%d (pid %d)", config.node, config.topology,
              config.host, port, os.getpid())
-    if ready_fd is not None:
-        with os.fdopen(ready_fd, "w") as ready:
-            ready.write(json.dumps({"port": port, "pid": os.getpid()}) + "\n")
+    # Handlers first, readiness second: a stop signal sent the moment we report ready must
+    # still take the graceful path.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if ready_fd is not None:
+        with os.fdopen(ready_fd, "w") as ready:
+            ready.write(json.dumps({"port": port, "pid": os.getpid()}) + "\n")
     await stop.wait()
     log.info("node %s stopping", config.node)
     server.server.close()  # stop accepting; open connections stay to carry the jobs' exits

@@ -128,7 +128,8 @@ def diff(
         reasons = _wiring_reasons(want, have.wiring)
         if have.runtime_hash is None and not reasons:
             reasons = ["never configured"]
-        moved_peers = sorted(peer for peer in want.peers if peer in moving)
+        known_peers = set(have.wiring.get("peers", []))
+        moved_peers = sorted(p for p in want.peers if p in moving and p in known_peers)
         if moved_peers:
             reasons.append(f"peer endpoint changes: {', '.join(moved_peers)}")
         if reasons:

@@ -58,8 +58,11 @@ def test_corrupt_state_is_a_clear_error(tmp_path: Path) -> None:
         StateFile(tmp_path, "demo").load()
 
 
-def _hold_lock(directory: str, ready: multiprocessing.synchronize.Event,
-               release: multiprocessing.synchronize.Event) -> None:
+def _hold_lock(
+    directory: str,
+    ready: multiprocessing.synchronize.Event,
+    release: multiprocessing.synchronize.Event,
+) -> None:
     with StateFile(Path(directory), "demo").locked("apply"):
         ready.set()
         release.wait(10)
@@ -106,5 +109,7 @@ def test_lifecycle_transitions_are_enforced_and_recorded() -> None:
         node.move_to(Lifecycle.STARTING)
     node.move_to(Lifecycle.FAILED)
     assert [t.state for t in node.history] == [
-        Lifecycle.STARTING, Lifecycle.RUNNING, Lifecycle.FAILED,
+        Lifecycle.STARTING,
+        Lifecycle.RUNNING,
+        Lifecycle.FAILED,
     ]

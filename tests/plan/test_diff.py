@@ -12,20 +12,33 @@ from codebolt_topo.plan.render import plan_as_json, plan_as_text
 from codebolt_topo.providers.base import Observation
 
 
-def _desired(name: str, peers: tuple[str, ...] = (), inbound: tuple[str, ...] = (),
-             **spec: object) -> DesiredNode:
+def _desired(
+    name: str, peers: tuple[str, ...] = (), inbound: tuple[str, ...] = (), **spec: object
+) -> DesiredNode:
     plugins = {"remote-execution": {}} if inbound else {}
-    return DesiredNode(name=name, spec=NodeSpec.model_validate(spec), workspace=None,
-                       peers=peers, inbound=inbound,
-                       routes={peer: [peer] for peer in peers}, plugins=plugins)
+    return DesiredNode(
+        name=name,
+        spec=NodeSpec.model_validate(spec),
+        workspace=None,
+        peers=peers,
+        inbound=inbound,
+        routes={peer: [peer] for peer in peers},
+        plugins=plugins,
+    )
 
 
 def _recorded(want: DesiredNode) -> NodeState:
     """A node as apply would have left it for ``want``."""
-    return NodeState(name=want.name, provider=want.spec.provider, admin_token="t",
-                     launch=want.launch_settings, launch_hash=want.launch_hash,
-                     runtime_hash="r", wiring=json.loads(json.dumps(want.wiring)),
-                     handle={"pid": 1})
+    return NodeState(
+        name=want.name,
+        provider=want.spec.provider,
+        admin_token="t",
+        launch=want.launch_settings,
+        launch_hash=want.launch_hash,
+        runtime_hash="r",
+        wiring=json.loads(json.dumps(want.wiring)),
+        handle={"pid": 1},
+    )
 
 
 def _chain() -> dict[str, DesiredNode]:
@@ -42,10 +55,12 @@ ALIVE = Observation(alive=True)
 def test_fresh_topology_creates_every_node() -> None:
     plan = diff(_chain(), State(topology="demo"), {})
     assert [(a.kind, a.node) for a in plan.actions] == [
-        (ActionKind.CREATE, "a"), (ActionKind.CREATE, "b"),
+        (ActionKind.CREATE, "a"),
+        (ActionKind.CREATE, "b"),
     ]
     text = plan_as_text(plan)
-    assert "+ a" in text and "gateway: remote-execution (accepts work from a)" in text
+    assert "+ a" in text
+    assert "gateway: remote-execution (accepts work from a)" in text
     assert "Plan: 2 to create, 0 to update, 0 to replace, 0 to destroy." in text
 
 
@@ -58,8 +73,11 @@ def test_applied_topology_has_no_changes() -> None:
 
 def test_added_node_creates_it_and_rewires_only_its_neighbour() -> None:
     before = _chain()
-    after = {**before, "b": _desired("b", peers=("c",), inbound=("a",)),
-             "c": _desired("c", inbound=("b",))}
+    after = {
+        **before,
+        "b": _desired("b", peers=("c",), inbound=("a",)),
+        "c": _desired("c", inbound=("b",)),
+    }
     plan = diff(after, _state(before), {"a": ALIVE, "b": ALIVE})
     kinds = {a.node: a.kind for a in plan.actions}
     assert kinds == {"c": ActionKind.CREATE, "b": ActionKind.UPDATE}
@@ -72,7 +90,8 @@ def test_removed_node_is_deleted_and_its_source_rewired() -> None:
     after = {"a": _desired("a")}
     plan = diff(after, _state(before), {"a": ALIVE, "b": ALIVE})
     assert [(a.kind, a.node) for a in plan.actions] == [
-        (ActionKind.UPDATE, "a"), (ActionKind.DELETE, "b"),
+        (ActionKind.UPDATE, "a"),
+        (ActionKind.DELETE, "b"),
     ]
     assert plan.actions[0].reasons == ("peers -b",)
 
@@ -93,16 +112,28 @@ def test_node_killed_out_of_band_shows_as_replace_with_drift_reason() -> None:
     desired = _chain()
     dead = Observation(alive=False, reason="process 1234 is gone")
     plan = diff(desired, _state(desired), {"a": ALIVE, "b": dead})
-    assert [(a.kind, a.node, a.reasons) for a in plan.actions][0] == (
-        ActionKind.REPLACE, "b", ("drift: process 1234 is gone",),
+    assert (plan.actions[0].kind, plan.actions[0].node, plan.actions[0].reasons) == (
+        ActionKind.REPLACE,
+        "b",
+        ("drift: process 1234 is gone",),
     )
     assert "-/+ b" in plan_as_text(plan)
 
 
 def test_disabling_the_gateway_is_an_in_place_update() -> None:
     before = _chain()
-    after = {**before, "b": DesiredNode(name="b", spec=NodeSpec(), workspace=None, peers=(),
-                                        inbound=("a",), routes={}, plugins={})}
+    after = {
+        **before,
+        "b": DesiredNode(
+            name="b",
+            spec=NodeSpec(),
+            workspace=None,
+            peers=(),
+            inbound=("a",),
+            routes={},
+            plugins={},
+        ),
+    }
     plan = diff(after, _state(before), {"a": ALIVE, "b": ALIVE})
     assert [(a.kind, a.node, a.reasons) for a in plan.actions] == [
         (ActionKind.UPDATE, "b", ("plugins -remote-execution",)),
@@ -113,7 +144,8 @@ def test_destroy_plan_and_json_rendering() -> None:
     desired = _chain()
     plan = destroy_plan(_state(desired))
     assert [(a.kind, a.node) for a in plan.actions] == [
-        (ActionKind.DELETE, "a"), (ActionKind.DELETE, "b"),
+        (ActionKind.DELETE, "a"),
+        (ActionKind.DELETE, "b"),
     ]
     document = plan_as_json(diff(desired, State(topology="demo"), {}))
     assert document["changes"] is True
