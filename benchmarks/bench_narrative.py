@@ -60,14 +60,24 @@ def change(root: Path, count: int, round_: int) -> None:
         (root / "d0000" / f"f{i:06d}.txt").write_text(f"changed {round_} {k}\n")
 
 
+class Rows(list[tuple[str, float, float]]):
+    """Prints each figure as soon as it is measured."""
+
+    def append(self, row: tuple[str, float, float]) -> None:
+        name, ours, theirs = row
+        print(f"{name:<28}{ours * 1000:>8.0f}ms{theirs * 1000:>8.0f}ms{ours / theirs:>10.2f}")
+        super().append(row)
+
+
 def run(count: int) -> list[tuple[str, float, float]]:
-    rows: list[tuple[str, float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-narrative-") as tmp:
+    rows = Rows()
+    with tempfile.TemporaryDirectory(prefix="bench-narrative-", ignore_cleanup_errors=True) as tmp:
         base = Path(tmp)
         ws_ours, ws_git = base / "ours", base / "git"
         generate(ws_ours, count)
         shutil.copytree(ws_ours, ws_git, copy_function=shutil.copy2)
         git(base, "init", "-q", str(ws_git))
+        git(ws_git, "config", "gc.auto", "0")  # no detached gc racing the cleanup
         time.sleep(0.1)  # let the generated files leave the racy window, as they would in use
 
         with NarrativeStore.open(base / "state", ws_ours, "bench") as store:
@@ -105,6 +115,7 @@ def run(count: int) -> list[tuple[str, float, float]]:
             with NarrativeStore.open(base / "peer-state", base / "peer", "peer") as peer:
                 ours = timed(lambda: peer.import_bundle(full_bundle, "bench"))
                 git(base, "init", "-q", "--bare", str(base / "peer.git"))
+                git(base / "peer.git", "config", "gc.auto", "0")
                 theirs = timed(
                     lambda: git(
                         base / "peer.git", "fetch", "-q", str(base / "g.bundle"), "refs/*:refs/*"
@@ -127,8 +138,7 @@ def main() -> None:
     for count in args.files:
         print(f"\n{count} files")
         print(f"{'operation':<28}{'ours':>10}{'git':>10}{'ours/git':>10}")
-        for name, ours, theirs in run(count):
-            print(f"{name:<28}{ours * 1000:>8.0f}ms{theirs * 1000:>8.0f}ms{ours / theirs:>10.2f}")
+        run(count)
 
 
 if __name__ == "__main__":
