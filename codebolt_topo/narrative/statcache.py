@@ -26,8 +26,6 @@ __all__ = ["RACY_WINDOW_NS", "DirEntry", "FileEntry", "StatCache"]
 
 RACY_WINDOW_NS = 50_000_000
 """Covers coarse kernel timestamps (one jiffy is at most 10 ms) with a wide margin."""
-COARSE_WINDOW_NS = 2_100_000_000
-"""Used when every mtime seen is a whole second: FAT-like file systems have 2 s granularity."""
 
 FileEntry = tuple[int, int, int, int, bytes]
 """``(mtime_ns, size, ino, mode, hex blob id)``."""
