@@ -67,6 +67,7 @@ class _Prefixer:
 
 
 async def _stream(
+    entry_node: str,
     url: str,
     token: str,
     targets: list[str],
@@ -81,7 +82,7 @@ async def _stream(
     streams: dict[str, BinaryIO] = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     prefixer = _Prefixer(enabled=len(targets) > 1)
     codes: dict[str, int] = {}
-    async with NodeClient.connect(url, token) as client:
+    async with NodeClient.connect(url, token, name=entry_node) as client:
         handle = await client.exec(
             targets if len(targets) > 1 else targets[0],
             argv=None if shell else command,
@@ -165,6 +166,7 @@ def run_exec(
     entry = resolve_entry(file, targets or None, from_node=from_node, all_nodes=all_nodes)
     return asyncio.run(
         _stream(
-            entry.url, entry.token, entry.targets, rest, shell=shell, timeout=timeout, stdin=stdin
+            entry.node, entry.url, entry.token, entry.targets, rest,
+            shell=shell, timeout=timeout, stdin=stdin,
         )
     )

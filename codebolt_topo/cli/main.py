@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except TopoError as error:
         if debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

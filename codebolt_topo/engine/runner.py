@@ -220,7 +220,7 @@ class Engine:
             return
         pushed = config.model_copy(update={"generation": node.generation + 1})
         try:
-            async with NodeClient.connect(node.url, node.admin_token) as client:
+            async with NodeClient.connect(node.url, node.admin_token, name=node.name) as client:
                 await client.configure(pushed)
         except (TopoError, OSError) as error:
             failures[desired.name] = f"configure failed: {error}"

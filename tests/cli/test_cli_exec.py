@@ -1,0 +1,103 @@
+"""``codebolt exec``/``status`` against a real applied topology, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_cli_errors import codebolt
+
+from codebolt_topo.engine.statefile import StateFile, atomic_write
+
+pytestmark = pytest.mark.slow
+
+TOPOLOGY = """\
+name: cli
+nodes:
+  a: {}
+  b: {}
+  c: {}
+  x: {plugins: {remote-execution: false}}
+edges: [a -> b -> c, a -> x]
+"""
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    directory = tmp_path_factory.mktemp("cli")
+    (directory / "topology.yaml").write_text(TOPOLOGY)
+    result = codebolt("apply", "--auto-approve", cwd=directory)
+    try:
+        assert result.returncode == 0, result.stderr
+        yield directory
+    finally:
+        codebolt("destroy", "--auto-approve", cwd=directory)
+
+
+def test_output_streams_split_and_exit_code_propagates(applied: Path) -> None:
+    result = codebolt("exec", "c", "--", "sh", "-c", "echo out; echo err >&2; exit 5", cwd=applied)
+    assert result.returncode == 5
+    assert result.stdout == "out\n"
+    assert "err\n" in result.stderr
+
+
+def test_node_without_gateway_refuses_remote_execution(applied: Path) -> None:
+    result = codebolt("exec", "x", "--", "true", cwd=applied)
+    assert result.returncode == 255
+    assert "'x'" in result.stderr
+    assert "gateway-inactive" in result.stderr
+    plan = codebolt("plan", "--json", cwd=applied)
+    assert json.loads(plan.stdout)["nodes"]["x"]["gateway"] == "inactive"
+
+
+def test_command_not_found_names_the_node(applied: Path) -> None:
+    result = codebolt("exec", "c", "--", "definitely-not-a-command", cwd=applied)
+    assert result.returncode == 127
+    assert "node 'c': command not found: 'definitely-not-a-command'" in result.stderr
+
+
+def test_fan_out_prefixes_lines_with_the_node(applied: Path) -> None:
+    result = codebolt("exec", "b,c", "--", "sh", "-c", "echo hi from $CODEBOLT_NODE", cwd=applied)
+    assert result.returncode == 0
+    assert sorted(result.stdout.splitlines()) == ["[b] hi from b", "[c] hi from c"]
+
+
+def test_timeout_kills_and_exits_124(applied: Path) -> None:
+    result = codebolt("exec", "--timeout", "0.5", "c", "--", "sleep", "30", cwd=applied)
+    assert result.returncode == 124
+    assert "timed out" in result.stderr
+
+
+def test_status_lists_running_nodes(applied: Path) -> None:
+    result = codebolt("status", "--json", cwd=applied)
+    document = json.loads(result.stdout)
+    assert {n["name"]: n["lifecycle"] for n in document["nodes"]} == {
+        "a": "RUNNING", "b": "RUNNING", "c": "RUNNING", "x": "RUNNING",
+    }
+    assert all(n["alive"] for n in document["nodes"])
+    assert "token" not in result.stdout
+
+
+def test_wrong_token_is_refused_before_upgrade(applied: Path) -> None:
+    state_file = StateFile(applied / ".codebolt", "cli")
+    original = state_file.path.read_bytes()
+    state = state_file.load()
+    state.nodes["a"].admin_token = "not-the-token"
+    atomic_write(state_file.path, state.model_dump_json().encode())
+    try:
+        result = codebolt("exec", "c", "--", "true", cwd=applied)
+    finally:
+        atomic_write(state_file.path, original)
+    assert result.returncode == 1
+    assert "node 'a'" in result.stderr
+    assert "401" in result.stderr
+    assert "not-the-token" not in result.stderr
+
+
+def test_exec_before_apply_says_so(tmp_path: Path) -> None:
+    (tmp_path / "topology.yaml").write_text(TOPOLOGY)
+    result = codebolt("exec", "c", "--", "true", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "is not applied" in result.stderr
