@@ -181,6 +181,36 @@ def status(
     Console().print(table)
 
 
+@app.command()
+def watch(
+    file: FileArg = DEFAULT_FILE,
+    backoff_cap: Annotated[
+        float, typer.Option("--backoff-cap", help="Longest wait between restarts of one node.")
+    ] = 60.0,
+) -> None:
+    """Keep the topology healthy: heartbeats, restarts by policy, rewiring. Ctrl-C stops."""
+    import asyncio
+    import signal
+
+    from codebolt_topo.engine.reconcile import Reconciler
+
+    def report(message: str) -> None:
+        import time
+
+        _err(f"{time.strftime('%H:%M:%S')} {message}")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        report(f"watching {file} (Ctrl-C to stop)")
+        await Reconciler(file, report=report, backoff_cap=backoff_cap).run(stop)
+        report("stopped watching; nodes keep running")
+
+    asyncio.run(run())
+
+
 class GraphFormat(StrEnum):
     mermaid = "mermaid"
     dot = "dot"

@@ -168,7 +168,7 @@ class Engine:
 
     async def _stop(self, state: State, name: str) -> None:
         node = state.nodes[name]
-        if node.lifecycle is not Lifecycle.STOPPED:
+        if node.lifecycle not in (Lifecycle.STOPPING, Lifecycle.STOPPED):
             node.move_to(Lifecycle.STOPPING)
             self.state_file.save(state)
         self.progress(f"{name}: stopping")
@@ -189,12 +189,12 @@ class Engine:
     def runtime_config(self, state: State, desired: DesiredNode) -> RuntimeConfig:
         """The wiring a node should run with, given where its peers are now."""
         peers = {}
+        sender = self.provider(desired.spec.provider, state)
         for peer in desired.peers:
             peer_state = state.nodes.get(peer)
-            if peer_state is not None and peer_state.url is not None:
-                peers[peer] = PeerLink(
-                    url=peer_state.url, token=state.edge_tokens[f"{desired.name}->{peer}"]
-                )
+            url = sender.peer_url(peer_state) if peer_state is not None else None
+            if url is not None:
+                peers[peer] = PeerLink(url=url, token=state.edge_tokens[f"{desired.name}->{peer}"])
         accept = {
             source: token_digest(state.edge_tokens[f"{source}->{desired.name}"])
             for source in desired.inbound

@@ -20,8 +20,11 @@ from pydantic import (
     StringConstraints,
     Tag,
     field_validator,
+    model_validator,
 )
 from typing_extensions import TypeAliasType
+
+from codebolt_topo.model.health import HeartbeatSpec, RestartPolicy
 
 __all__ = [
     "EDGE_SHORTHAND",
@@ -39,6 +42,7 @@ __all__ = [
     "NodeName",
     "NodeSpec",
     "PluginSetting",
+    "Resources",
     "ShapeKind",
     "Topology",
     "TreeChild",
@@ -101,8 +105,38 @@ class ShapeKind(StrEnum):
     ANY = "any"
 
 
+#: ``512m``, ``2g``, ``1073741824``: bytes with an optional binary unit, as docker reads them.
+MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$"
+#: ``SOURCE:/path[:ro|rw]``; a SOURCE starting with ``.`` or ``/`` is a host directory, anything
+#: else a named volume.
+VOLUME_PATTERN = r"^[^:]+:/[^:]*(:(ro|rw))?$"
+#: Settings that only a container provider can honour; a local node must not silently ignore them
+#: (``sandbox: true`` ignored would be a security hole).
+CONTAINER_SETTINGS = ("image", "resources", "gpus", "volumes", "sandbox")
+
+
+class Resources(_Strict):
+    """Limits on a container node; omitted fields are unlimited (or the sandbox defaults)."""
+
+    cpus: float | None = Field(None, gt=0, description="CPU cores, fractional allowed (1.5).")
+    memory: Annotated[str, StringConstraints(pattern=MEMORY_PATTERN)] | None = Field(
+        None, description="Memory limit such as 512m or 2g; the kernel OOM-kills past it."
+    )
+    pids: int | None = Field(
+        None, ge=8, description="Most processes and threads at once (stops fork bombs)."
+    )
+
+
 class NodeSpec(_Strict):
     """One node: a full instance (daemon, plugin host, executor) placed by a provider."""
+
+    restart: RestartPolicy = Field(
+        RestartPolicy.ON_FAILURE,
+        description="What `codebolt watch` does when the node dies or stops answering.",
+    )
+    heartbeat: HeartbeatSpec | None = Field(
+        None, description="Overrides the topology's heartbeat settings for this node."
+    )
 
     provider: str = Field(
         "local",
@@ -136,7 +170,32 @@ class NodeSpec(_Strict):
     workspace: str | None = Field(
         None,
         description="Working directory for executed commands, relative to the topology file. "
-        "Defaults to a per-node directory under .codebolt/.",
+        "Defaults to a per-node directory under .codebolt/. On docker nodes it is bind-mounted "
+        "at /workspace (otherwise a volume per node holds /workspace).",
+    )
+    image: str | None = Field(
+        None,
+        min_length=1,
+        description="Container image of the node (docker). Defaults to codebolt-node:<version>, "
+        "built by scripts/build-node-image.sh.",
+    )
+    resources: Resources | None = Field(
+        None, description="CPU, memory and process limits of the node's container (docker)."
+    )
+    gpus: Annotated[int, Field(ge=1)] | Literal["all"] | None = Field(
+        None,
+        description="GPUs handed to the container (docker device requests): a count or 'all'. "
+        "Needs an engine with the NVIDIA runtime.",
+    )
+    volumes: list[Annotated[str, StringConstraints(pattern=VOLUME_PATTERN)]] = Field(
+        default_factory=list,
+        description="Extra mounts 'SOURCE:/path[:ro]' (docker): a SOURCE starting with . or / is "
+        "a host directory relative to the topology file, anything else a named volume.",
+    )
+    sandbox: bool = Field(
+        False,
+        description="Harden the node's container for untrusted code (docker): no capabilities, "
+        "read-only root, tmpfs workspace, process/memory/cpu limits, no egress.",
     )
 
     @field_validator("env")
@@ -146,6 +205,28 @@ class NodeSpec(_Strict):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 raise ValueError(f"invalid environment variable name {key!r}")
         return env
+
+    @model_validator(mode="after")
+    def _container_settings_need_a_container(self) -> NodeSpec:
+        if self.provider == "local":
+            used = list(self.container_settings())
+            if used:
+                raise ValueError(
+                    f"{', '.join(used)}: only container providers honour this; "
+                    "set provider: docker or remove it"
+                )
+        if self.sandbox and self.workspace is not None:
+            raise ValueError(
+                "workspace: a sandbox node gets a private tmpfs workspace; remove workspace "
+                "(or mount what it needs read-only with volumes)"
+            )
+        return self
+
+    def container_settings(self) -> dict[str, Any]:
+        """The container settings that differ from their defaults, for launch hashes (empty on
+        nodes that set none, so adding these fields changed no existing node's hash)."""
+        values = self.model_dump(mode="json", include=set(CONTAINER_SETTINGS))
+        return {name: values[name] for name in CONTAINER_SETTINGS if values[name] not in (None, [], False)}
 
 
 class EdgeSpec(_Strict):
@@ -292,6 +373,10 @@ class Topology(_Strict):
     )
     shape: ShapeKind | None = Field(
         None, description="Declared shape; the planner refuses a graph that does not match it."
+    )
+    heartbeat: HeartbeatSpec = Field(
+        default_factory=HeartbeatSpec,
+        description="Heartbeat settings for every node (30 s by default).",
     )
     nodes: dict[NodeName, NodeSpec] = Field(
         min_length=1, json_schema_extra=_empty_node_allowed_in_schema

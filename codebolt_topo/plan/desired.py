@@ -51,6 +51,7 @@ class DesiredNode:
             "port": self.spec.port,
             "env": dict(sorted(self.spec.env.items())),
             "workspace": str(self.workspace) if self.workspace else None,
+            **self.spec.container_settings(),
         }
 
     @property

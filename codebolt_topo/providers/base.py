@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+from codebolt_topo.model.state import NodeState
 from codebolt_topo.model.topology import NodeSpec
 from codebolt_topo.node.config import LaunchConfig
 
@@ -88,3 +89,13 @@ class Provider(abc.ABC):
 
         Must succeed when the node is already gone.
         """
+
+    def peer_url(self, peer: NodeState) -> str | None:
+        """The URL at which a node of *this* provider reaches ``peer`` (any provider's node).
+
+        The engine asks the provider of the node that sends work, because only it knows where its
+        nodes stand: a container reaches a sibling container by name on their network and the
+        host through the host gateway, while this machine reaches both at ``peer.url``. The
+        default suits providers whose nodes run on this machine's network.
+        """
+        return peer.url

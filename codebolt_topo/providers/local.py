@@ -135,7 +135,7 @@ class LocalProvider(Provider):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(gone, grace)
+                await asyncio.wait_for(asyncio.shield(gone), grace)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)

@@ -30,7 +30,7 @@ class Applied:
         return state_file_for(self.path, self.validated.topology.name).load()
 
     def pids(self) -> dict[str, int]:
-        return {name: int(node.handle["pid"]) for name, node in self.state.nodes.items()}
+        return {n: int(node.handle["pid"]) for n, node in self.state.nodes.items() if node.handle}
 
     def run(
         self,
