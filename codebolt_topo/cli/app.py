@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 node_app = typer.Typer(help="Commands that run on a node itself.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+state_app = typer.Typer(help="Read or replace the state file.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
 
 FileArg = Annotated[Path, typer.Argument(help="Topology file.", show_default=True)]
 DEFAULT_FILE = Path("topology.yaml")
@@ -209,6 +211,60 @@ def watch(
         report("stopped watching; nodes keep running")
 
     asyncio.run(run())
+
+
+def _state_file(file: Path) -> object:
+    from codebolt_topo.engine.operations import state_file_for
+    from codebolt_topo.plan.validate import validate_file
+
+    return state_file_for(file, validate_file(file).topology.name)
+
+
+@app.command("force-unlock")
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(help="The exact lock id shown by the lock error.")],
+    file: FileArg = DEFAULT_FILE,
+) -> None:
+    """Break a lock left by a hung run. The holder can no longer write the state."""
+    from codebolt_topo.engine.statefile import StateFile
+
+    state_file = _state_file(file)
+    assert isinstance(state_file, StateFile)
+    holder = state_file.force_unlock(lock_id)
+    print(f"Unlocked {state_file.path} (was held by {holder}).")
+
+
+@state_app.command("pull")
+def state_pull(file: FileArg = DEFAULT_FILE) -> None:
+    """Print the state as JSON (it contains tokens: keep it private)."""
+    from codebolt_topo.engine.statefile import StateFile
+
+    state_file = _state_file(file)
+    assert isinstance(state_file, StateFile)
+    print(state_file.load().model_dump_json(indent=2))
+
+
+@state_app.command("push")
+def state_push(
+    source: Annotated[Path, typer.Argument(help="A state JSON file to install.")],
+    file: FileArg = DEFAULT_FILE,
+) -> None:
+    """Install a state copy; refused for another lineage or a serial not newer than ours."""
+    from pydantic import ValidationError
+
+    from codebolt_topo.engine.statefile import StateFile
+    from codebolt_topo.errors import StateError
+    from codebolt_topo.model.state import State
+
+    state_file = _state_file(file)
+    assert isinstance(state_file, StateFile)
+    try:
+        incoming = State.model_validate_json(source.read_bytes())
+    except (OSError, ValidationError) as error:
+        raise StateError(f"{source}: not a readable state file: {error}") from None
+    with state_file.locked("state push"):
+        state_file.push(incoming)
+    print(f"State of {state_file.name!r} replaced (serial {incoming.serial}).")
 
 
 class GraphFormat(StrEnum):

@@ -64,6 +64,8 @@ def apply_topology(
         engine = Engine(state_file, progress=progress)
 
         async def run() -> tuple[Plan, bool]:
+            providers = {spec.provider for spec in validated.topology.nodes.values()}
+            await engine.remove_orphans(state, providers)
             plan = await _plan(engine, validated, state)
             if not plan.has_changes or not confirm(plan):
                 return plan, False
@@ -85,15 +87,27 @@ def destroy_topology(
 
     Works from the state alone when the topology file no longer validates (pass ``name``).
     """
+    providers: set[str] = set()
     if name is None:
-        name = validate_file(path).topology.name
+        topology = validate_file(path).topology
+        name = topology.name
+        providers = {spec.provider for spec in topology.nodes.values()}
     state_file = state_file_for(path, name)
     with state_file.locked("destroy", timeout=lock_timeout):
         state = state_file.load()
         plan = destroy_plan(state)
-        if not plan.has_changes or not confirm(plan):
+        engine = Engine(state_file, progress=progress)
+        if not plan.has_changes:
+            asyncio.run(engine.remove_orphans(state, providers))
             return plan, False
-        asyncio.run(Engine(state_file, progress=progress).destroy(state))
+        if not confirm(plan):
+            return plan, False
+
+        async def run() -> None:
+            await engine.destroy(state)
+            await engine.remove_orphans(state, providers | {a.provider for a in plan.actions})
+
+        asyncio.run(run())
         shutil.rmtree(state_file.runtime_dir, ignore_errors=True)
         return plan, True
 

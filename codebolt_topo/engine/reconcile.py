@@ -111,8 +111,11 @@ class Reconciler:
                 observed[name] = Observation(alive=False, reason=self.health.nodes[name].reason)
         plan = diff(desired_nodes(validated), state, observed)
         plan = self._admit(validated, state, plan, observed, report)
-        newly_failed = [name for name, node in state.nodes.items()
-                        if not observed[name].alive and node.lifecycle is not Lifecycle.FAILED]
+        newly_failed = [
+            name
+            for name, node in state.nodes.items()
+            if not observed[name].alive and node.lifecycle is not Lifecycle.FAILED
+        ]
         if not plan.has_changes and not newly_failed:
             return report
         with state_file.locked("watch", timeout=self.lock_timeout):
@@ -134,8 +137,9 @@ class Reconciler:
                 report.applied = list(plan.actions)
         return report
 
-    async def _heartbeats(self, validated: ValidatedTopology, state: State,
-                          observed: dict[str, Observation]) -> dict[str, Health]:
+    async def _heartbeats(
+        self, validated: ValidatedTopology, state: State, observed: dict[str, Observation]
+    ) -> dict[str, Health]:
         now = self.clock()
         if self.health is None:
             self.health = HealthTracker(default=validated.topology.heartbeat)
@@ -145,8 +149,11 @@ class Reconciler:
                 tracker.forget(name)
         probes = {}
         for name, node in state.nodes.items():
-            spec = (validated.topology.nodes[name].heartbeat
-                    if name in validated.topology.nodes else None)
+            spec = (
+                validated.topology.nodes[name].heartbeat
+                if name in validated.topology.nodes
+                else None
+            )
             incarnation = stable_hash(node.handle)
             if name not in tracker.nodes or self._incarnations.get(name) != incarnation:
                 tracker.track(name, now, spec)  # a new process starts with a clean record
@@ -169,8 +176,14 @@ class Reconciler:
                 self.report(f"{name}: {verdict} ({tracker.nodes[name].reason})")
         return verdicts
 
-    def _admit(self, validated: ValidatedTopology, state: State, plan: Plan,
-               observed: dict[str, Observation], report: PassReport) -> Plan:
+    def _admit(
+        self,
+        validated: ValidatedTopology,
+        state: State,
+        plan: Plan,
+        observed: dict[str, Observation],
+        report: PassReport,
+    ) -> Plan:
         """Drop replacements that the restart policy forbids or the backoff delays."""
         now = self.clock()
         kept = []
@@ -197,5 +210,6 @@ class Reconciler:
         else:
             self.backoff[action.node].succeeded()
             if action.node in state.nodes:
-                self.report(f"{action.node}: {action.kind.value}d "
-                            f"({'; '.join(action.reasons) or 'new'})")
+                self.report(
+                    f"{action.node}: {action.kind.value}d ({'; '.join(action.reasons) or 'new'})"
+                )

@@ -41,7 +41,10 @@ class ApplyError(TopoError):
 
     def __init__(self, failures: dict[str, str]) -> None:
         self.failures = failures
-        lines = [f"node {name!r}: {message}" for name, message in sorted(failures.items())]
+        lines = [
+            message if message.startswith(f"node {name!r}") else f"node {name!r}: {message}"
+            for name, message in sorted(failures.items())
+        ]
         super().__init__("apply did not complete:\n  " + "\n  ".join(lines))
 
 
@@ -75,6 +78,23 @@ class Engine:
         names = list(state.nodes)
         results = await asyncio.gather(*(observe(state.nodes[n]) for n in names))
         return dict(zip(names, results, strict=True))
+
+    async def remove_orphans(self, state: State, providers: set[str]) -> list[str]:
+        """Stop nodes that carry this topology's markers but that the state does not record:
+        what a run killed between starting a node and saving its handle leaves behind."""
+        removed = []
+        for name in sorted(providers | {node.provider for node in state.nodes.values()}):
+            provider = self.provider(name, state)
+            for found in await provider.discover():
+                recorded = state.nodes.get(found.node)
+                if recorded is not None and recorded.handle and found.same_as(recorded.handle):
+                    continue
+                self.progress(
+                    f"{found.node}: removing an orphan left by an interrupted run ({found.handle})"
+                )
+                await provider.destroy(found.handle, grace=2.0)
+                removed.append(found.node)
+        return removed
 
     async def apply(self, plan: Plan, state: State) -> State:
         failures: dict[str, str] = {}

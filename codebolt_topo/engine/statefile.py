@@ -98,6 +98,11 @@ class StateFile:
         """Write ``state`` atomically, bumping its serial. Must hold the lock."""
         if self._lock_fd is None:
             raise StateError("internal: state written without holding the lock")
+        if not self._still_ours(self._lock_fd):
+            raise LockError(
+                f"the lock on {self.path} was force-unlocked (our lock id {self.lock_id}); "
+                "refusing to write so that two runs never write the same state"
+            )
         state.serial += 1
         atomic_write(self.path, state.model_dump_json(indent=2).encode() + b"\n")
 
@@ -105,18 +110,22 @@ class StateFile:
     def locked(self, operation: str, timeout: float = 0.0) -> Iterator[None]:
         """Hold the exclusive lock; fail at once (or after ``timeout`` s) naming the holder."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + timeout
         while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = self._holder(fd)
                     os.close(fd)
                     raise LockError(f"state {self.path} is locked by {holder}") from None
+                os.close(fd)
                 time.sleep(0.05)
+                continue
+            if self._still_ours(fd):
+                break
+            os.close(fd)  # force-unlock replaced the file between our open and flock: again
         self.lock_id = uuid.uuid4().hex
         info = {
             "id": self.lock_id,
@@ -136,12 +145,74 @@ class StateFile:
             self.lock_id = None
             os.close(fd)  # closing the descriptor releases the flock
 
+    def _still_ours(self, fd: int) -> bool:
+        """Whether the lock path still names the file we hold (force-unlock unlinks it)."""
+        try:
+            return os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    def force_unlock(self, lock_id: str) -> str:
+        """Break the lock held under ``lock_id`` (the exact id, as the lock error showed it).
+
+        The holder keeps its flock on the old file but can no longer write: :meth:`save`
+        checks that the lock path still names its file. Returns who held it.
+        """
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            raise StateError(f"state {self.path} is not locked") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                raise StateError(f"state {self.path} is not locked")
+            info = self._info(fd)
+            if info.get("id") != lock_id:
+                raise LockError(
+                    f"lock id {lock_id!r} does not match: state {self.path} is locked by "
+                    f"{self._holder(fd)}"
+                )
+            holder = self._holder(fd)
+            os.unlink(self.lock_path)
+            return holder
+        finally:
+            os.close(fd)
+
     @staticmethod
-    def _holder(fd: int) -> str:
+    def _info(fd: int) -> dict[str, object]:
         try:
             info = json.loads(os.pread(fd, 4096, 0) or b"{}")
         except (OSError, ValueError):
-            info = {}
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def push(self, incoming: State) -> None:
+        """Replace the state with ``incoming`` (a backup, a copy from another machine).
+
+        Refused when it belongs to another lineage (another instance of the topology) or is
+        not newer than what is here: an old copy must never roll back live nodes.
+        """
+        current = self.load()
+        if incoming.topology != self.name:
+            raise StateError(f"state belongs to topology {incoming.topology!r}, not {self.name!r}")
+        if self.exists() and incoming.lineage != current.lineage:
+            raise StateError(
+                f"state lineage {incoming.lineage} differs from {current.lineage}: it describes "
+                "another instance of this topology"
+            )
+        if self.exists() and incoming.serial <= current.serial:
+            raise StateError(
+                f"state serial {incoming.serial} is not newer than the current {current.serial}"
+            )
+        incoming.serial -= 1  # save() bumps it back to the serial pushed
+        self.save(incoming)
+
+    @classmethod
+    def _holder(cls, fd: int) -> str:
+        info = cls._info(fd)
         if not info:
             return "another run"
         return (

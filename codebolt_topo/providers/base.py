@@ -18,7 +18,15 @@ from codebolt_topo.model.state import NodeState
 from codebolt_topo.model.topology import NodeSpec
 from codebolt_topo.node.config import LaunchConfig
 
-__all__ = ["Category", "NodeLaunch", "Observation", "Placement", "Provider", "ProviderContext"]
+__all__ = [
+    "Category",
+    "Discovered",
+    "NodeLaunch",
+    "Observation",
+    "Placement",
+    "Provider",
+    "ProviderContext",
+]
 
 
 class Category(StrEnum):
@@ -56,6 +64,18 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
+class Discovered:
+    """A node found by its markers: which node it claims to be, and its handle."""
+
+    node: str
+    handle: dict[str, Any]
+
+    def same_as(self, handle: dict[str, Any]) -> bool:
+        """Whether ``handle`` (from the state file) designates this very resource."""
+        return all(handle.get(key) == value for key, value in self.handle.items() if key != "dir")
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What a provider sees of a node right now."""
 
@@ -89,6 +109,13 @@ class Provider(abc.ABC):
 
         Must succeed when the node is already gone.
         """
+
+    async def discover(self) -> list[Discovered]:
+        """Every node this provider runs for this topology instance (same topology name and
+        lineage), found by the labels or markers ``create`` put on it, whether or not the
+        state file knows about it. Lets a run interrupted by SIGKILL be cleaned up by the next.
+        """
+        return []
 
     def peer_url(self, peer: NodeState) -> str | None:
         """The URL at which a node of *this* provider reaches ``peer`` (any provider's node).

@@ -22,6 +22,7 @@ from typing import Any
 from codebolt_topo.errors import ProviderError
 from codebolt_topo.providers.base import (
     Category,
+    Discovered,
     NodeLaunch,
     Observation,
     Placement,
@@ -122,6 +123,42 @@ class LocalProvider(Provider):
         host = launch.config.host
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
         return Placement(handle=handle, host=connect_host, port=int(info["port"]))
+
+    async def discover(self) -> list[Discovered]:
+        return await asyncio.to_thread(self._scan)
+
+    def _scan(self) -> list[Discovered]:
+        """Node daemons on this machine carrying this topology's and lineage's markers."""
+        wanted = {
+            b"CODEBOLT_TOPOLOGY=" + self.context.topology.encode(),
+            b"CODEBOLT_LINEAGE=" + self.context.lineage.encode(),
+        }
+        found = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if b"codebolt_topo.node" not in cmdline:
+                    continue  # a job started by a node inherits the markers; only daemons count
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if not wanted <= set(environ):
+                continue
+            node = next(
+                (
+                    v[len(b"CODEBOLT_NODE=") :].decode()
+                    for v in environ
+                    if v.startswith(b"CODEBOLT_NODE=")
+                ),
+                None,
+            )
+            start_time = _proc_start_time(pid)
+            if node is not None and start_time is not None:
+                found.append(Discovered(node=node, handle={"pid": pid, "start_time": start_time}))
+        return found
 
     async def inspect(self, handle: dict[str, Any]) -> Observation:
         if _is_ours(handle):

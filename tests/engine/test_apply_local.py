@@ -98,6 +98,9 @@ def test_reapply_after_edit_moves_only_the_delta(tmp_path: Path) -> None:
     path.write_text("name: grow\nnodes: {a: {}, b: {}, c: {}}\nedges: [a -> b, b -> c]\n")
     with applied_topology(path) as topo:
         before = topo.pids()
+        serial = topo.state.serial
+        apply_topology(path)  # nothing changed: nothing written, the serial stays
+        assert topo.state.serial == serial
         path.write_text(
             "name: grow\nnodes: {a: {}, b: {}, c: {}, d: {}}\nedges: [a -> b, b -> c, c -> d]\n"
         )

@@ -37,8 +37,9 @@ edges: [a -> b -> c]
 def _heal(path: Path, *, until: float, backoff_cap: float = 1.0) -> tuple[float, list[str]]:
     """Run reconciler passes until every node is RUNNING and alive; return the time it took."""
     messages: list[str] = []
-    reconciler = Reconciler(path, report=messages.append, backoff_base=0.2,
-                            backoff_cap=backoff_cap, lock_timeout=5)
+    reconciler = Reconciler(
+        path, report=messages.append, backoff_base=0.2, backoff_cap=backoff_cap, lock_timeout=5
+    )
     start = time.monotonic()
 
     async def go() -> float:
@@ -51,8 +52,10 @@ def _heal(path: Path, *, until: float, backoff_cap: float = 1.0) -> tuple[float,
                     h.last_beat is not None and reconciler.clock() - h.last_beat < 1.0
                     for h in tracker.nodes.values()
                 )
-                if not report.applied and answered and all(
-                    v == "healthy" for v in report.health.values()
+                if (
+                    not report.applied
+                    and answered
+                    and all(v == "healthy" for v in report.health.values())
                 ):
                     state_file = state_file_for(path, "heal")
                     state = state_file.load()
@@ -144,8 +147,7 @@ def test_a_node_that_never_starts_backs_off_without_starving_the_others(tmp_path
             path.write_text(path.read_text().replace("b: {}", f"b: {{port: {port}}}"))
             os.kill(old["c"], signal.SIGKILL)
             messages: list[str] = []
-            reconciler = Reconciler(path, report=messages.append, backoff_base=0.2,
-                                    backoff_cap=0.8)
+            reconciler = Reconciler(path, report=messages.append, backoff_base=0.2, backoff_cap=0.8)
 
             async def passes() -> list[str]:
                 held: list[str] = []

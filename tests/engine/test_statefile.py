@@ -113,3 +113,38 @@ def test_lifecycle_transitions_are_enforced_and_recorded() -> None:
         Lifecycle.RUNNING,
         Lifecycle.FAILED,
     ]
+
+
+def test_force_unlock_needs_the_exact_id_and_stops_the_holder_writing(tmp_path: Path) -> None:
+    holder = StateFile(tmp_path, "demo")
+    other = StateFile(tmp_path, "demo")
+    with holder.locked("apply"):
+        lock_id = holder.lock_id
+        assert lock_id is not None
+        with pytest.raises(LockError, match="does not match"):
+            other.force_unlock("wrong")
+        assert "apply" in other.force_unlock(lock_id)
+        with other.locked("apply"):  # the next run gets the lock at once
+            other.save(other.load())
+        with pytest.raises(LockError, match="force-unlocked"):
+            holder.save(holder.load())
+    assert other.load().serial == 1
+    with pytest.raises(StateError, match="not locked"):
+        other.force_unlock(lock_id)
+
+
+def test_push_refuses_other_lineage_and_older_serial(tmp_path: Path) -> None:
+    state_file = StateFile(tmp_path, "demo")
+    state = state_file.load()
+    with state_file.locked("apply"):
+        state_file.save(state)
+        state_file.save(state)
+        assert state.serial == 2
+        with pytest.raises(StateError, match="lineage"):
+            state_file.push(State(topology="demo", serial=9))
+        older = state.model_copy(update={"serial": 2})
+        with pytest.raises(StateError, match="not newer"):
+            state_file.push(older)
+        newer = state.model_copy(update={"serial": 5})
+        state_file.push(newer)
+    assert state_file.load().serial == 5
