@@ -6,6 +6,7 @@ Heavy modules (networkx, websockets, pydantic models) are imported inside the co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from enum import StrEnum
@@ -137,50 +138,49 @@ def destroy(
 def status(
     file: FileArg = DEFAULT_FILE,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    live: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 1.0,
 ) -> None:
-    """Nodes of the running topology: provider, endpoint, lifecycle, process."""
-    from codebolt_topo.engine.operations import topology_status
+    """Nodes of the running topology: lifecycle, endpoint, process, heartbeat, hops."""
+    import asyncio
 
-    state, rows = topology_status(file)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "topology": state.topology,
-                    "serial": state.serial,
-                    "lineage": state.lineage,
-                    "nodes": [
-                        {
-                            "name": r.name,
-                            "provider": r.provider,
-                            "lifecycle": r.lifecycle,
-                            "alive": r.observation.alive,
-                            "reason": r.observation.reason,
-                            "url": r.url,
-                            "handle": r.handle,
-                        }
-                        for r in rows
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return
-    if not rows:
-        print(f"Topology {state.topology!r} has no running nodes.")
-        return
-    from rich.console import Console
-    from rich.table import Table
+    from codebolt_topo.cli.status_view import render_table
+    from codebolt_topo.engine.status import StatusCollector
 
-    table = Table(title=f"topology {state.topology} (serial {state.serial})")
-    for column in ("node", "provider", "state", "endpoint", "pid"):
-        table.add_column(column)
-    for row in rows:
-        shown = row.lifecycle if row.observation.alive else f"FAILED ({row.observation.reason})"
-        table.add_row(
-            row.name, row.provider, shown, row.url or "-", str(row.handle.get("pid", "-"))
-        )
-    Console().print(table)
+    collector = StatusCollector(file)
+
+    async def once() -> None:
+        try:
+            state, rows = await collector.collect()
+        finally:
+            await collector.close()
+        if as_json:
+            print(json.dumps({"topology": state.topology, "serial": state.serial,
+                              "lineage": state.lineage, "nodes": [r.as_json() for r in rows]},
+                             indent=2))
+        elif not rows:
+            print(f"Topology {state.topology!r} has no running nodes.")
+        else:
+            from rich.console import Console
+
+            Console().print(render_table(state, rows))
+
+    async def watch_live() -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        try:
+            state, rows = await collector.collect()
+            with Live(render_table(state, rows), console=Console(), auto_refresh=False) as view:
+                while True:
+                    await asyncio.sleep(interval)
+                    state, rows = await collector.collect()
+                    view.update(render_table(state, rows), refresh=True)
+        finally:
+            await collector.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch_live() if live else once())
 
 
 @app.command()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from codebolt_topo.engine.runner import Engine
@@ -18,15 +17,12 @@ from codebolt_topo.model.state import State
 from codebolt_topo.plan.desired import desired_nodes
 from codebolt_topo.plan.diff import Plan, destroy_plan, diff
 from codebolt_topo.plan.validate import ValidatedTopology, validate_file
-from codebolt_topo.providers.base import Observation
 
 __all__ = [
-    "NodeStatus",
     "apply_topology",
     "destroy_topology",
     "plan_topology",
     "state_file_for",
-    "topology_status",
 ]
 
 Confirm = Callable[[Plan], bool]
@@ -110,32 +106,3 @@ def destroy_topology(
         asyncio.run(run())
         shutil.rmtree(state_file.runtime_dir, ignore_errors=True)
         return plan, True
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    name: str
-    provider: str
-    lifecycle: str
-    url: str | None
-    handle: dict[str, object]
-    observation: Observation
-
-
-def topology_status(path: Path) -> tuple[State, list[NodeStatus]]:
-    validated = validate_file(path)
-    state_file = state_file_for(path, validated.topology.name)
-    state = state_file.load()
-    observed = asyncio.run(Engine(state_file).refresh(state))
-    rows = [
-        NodeStatus(
-            name=node.name,
-            provider=node.provider,
-            lifecycle=node.lifecycle.value,
-            url=node.url,
-            handle=node.handle,
-            observation=observed[node.name],
-        )
-        for node in state.nodes.values()
-    ]
-    return state, rows

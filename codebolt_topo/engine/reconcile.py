@@ -123,6 +123,8 @@ class Reconciler:
             if current.serial != state.serial:
                 self.report("state changed during the pass; looking again")
                 return report
+            providers = {spec.provider for spec in validated.topology.nodes.values()}
+            await engine.remove_orphans(state, providers)
             for name in newly_failed:
                 state.nodes[name].move_to(Lifecycle.FAILED)
             if newly_failed:
