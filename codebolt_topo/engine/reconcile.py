@@ -24,10 +24,10 @@ from codebolt_topo.engine.statefile import StateFile, state_dir_for
 from codebolt_topo.errors import LockError, TopoError
 from codebolt_topo.model.health import RestartPolicy
 from codebolt_topo.model.state import Lifecycle, State
-from codebolt_topo.plan.desired import desired_nodes, stable_hash
+from codebolt_topo.plan.desired import DesiredNode, desired_nodes, stable_hash
 from codebolt_topo.plan.diff import Action, ActionKind, Plan, diff
 from codebolt_topo.plan.validate import ValidatedTopology, validate_file
-from codebolt_topo.providers.base import Observation
+from codebolt_topo.providers.base import Observation, Provider
 
 __all__ = ["PassReport", "Reconciler"]
 
@@ -54,15 +54,20 @@ class Reconciler:
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         lock_timeout: float = 10.0,
+        providers: dict[str, Provider] | None = None,
+        prober: HeartbeatProber | None = None,
     ) -> None:
         self.path = path
         self.report = report
         self.clock = clock
         self.backoff = BackoffTable(base=backoff_base, cap=backoff_cap)
-        self.prober = HeartbeatProber()
+        self.prober = prober or HeartbeatProber()
+        self.providers = providers if providers is not None else {}
         self.health: HealthTracker | None = None
         self.lock_timeout = lock_timeout
         self._incarnations: dict[str, str] = {}
+        self._cache: tuple[bytes, ValidatedTopology] | None = None
+        self._desired_cache: tuple[ValidatedTopology, dict[str, DesiredNode]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pass after pass until ``stop`` is set; a broken file or a held lock skips a pass."""
@@ -70,7 +75,7 @@ class Reconciler:
             while not stop.is_set():
                 tick = 1.0
                 try:
-                    validated = validate_file(self.path)
+                    validated = self._validated()
                     tick = self._tick(validated)
                     await self.pass_once(validated)
                 except LockError as error:
@@ -81,6 +86,19 @@ class Reconciler:
                     await asyncio.wait_for(stop.wait(), tick)
         finally:
             await self.prober.close()
+
+    def _validated(self) -> ValidatedTopology:
+        """The validated file, parsed again only when its bytes change (parsing YAML is most of
+        a pass's cost at a thousand nodes)."""
+        text = self.path.read_bytes()
+        if self._cache is None or self._cache[0] != text:
+            self._cache = (text, validate_file(self.path, text.decode()))
+        return self._cache[1]
+
+    def _desired(self, validated: ValidatedTopology) -> dict[str, DesiredNode]:
+        if self._desired_cache is None or self._desired_cache[0] is not validated:
+            self._desired_cache = (validated, desired_nodes(validated))
+        return self._desired_cache[1]
 
     @staticmethod
     def _tick(validated: ValidatedTopology) -> float:
@@ -98,10 +116,10 @@ class Reconciler:
     async def pass_once(self, validated: ValidatedTopology | None = None) -> PassReport:
         """Observe without the lock; take it only to change something, and only if nobody
         changed the state in between (otherwise the next pass looks again)."""
-        validated = validated or validate_file(self.path)
+        validated = validated or self._validated()
         state_file = StateFile(state_dir_for(self.path), validated.topology.name)
         state = state_file.load()
-        engine = Engine(state_file, progress=self.report)
+        engine = Engine(state_file, progress=self.report, providers=self.providers)
         observed = await engine.refresh(state)
         report = PassReport()
         report.health = await self._heartbeats(validated, state, observed)
@@ -109,7 +127,7 @@ class Reconciler:
             if verdict is Health.FAILED and observed[name].alive:
                 assert self.health is not None
                 observed[name] = Observation(alive=False, reason=self.health.nodes[name].reason)
-        plan = diff(desired_nodes(validated), state, observed)
+        plan = diff(self._desired(validated), state, observed)
         plan = self._admit(validated, state, plan, observed, report)
         newly_failed = [
             name

@@ -54,18 +54,18 @@ class Engine:
 
     state_file: StateFile
     progress: Callable[[str], None] = lambda message: None
-    _providers: dict[str, Provider] = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
 
     def provider(self, name: str, state: State) -> Provider:
-        if name not in self._providers:
+        if name not in self.providers:
             context = ProviderContext(
                 topology=state.topology,
                 lineage=state.lineage,
                 runtime_dir=self.state_file.runtime_dir,
                 base_dir=self.state_file.directory.parent,
             )
-            self._providers[name] = load_provider(name)(context)
-        return self._providers[name]
+            self.providers[name] = load_provider(name)(context)
+        return self.providers[name]
 
     async def refresh(self, state: State) -> dict[str, Observation]:
         """Ask each provider whether each recorded node is still alive."""

@@ -226,7 +226,7 @@ class NodeSpec(_Strict):
         """The container settings that differ from their defaults, for launch hashes (empty on
         nodes that set none, so adding these fields changed no existing node's hash)."""
         values = self.model_dump(mode="json", include=set(CONTAINER_SETTINGS))
-        unset = (None, [], False)
+        unset: tuple[object, ...] = (None, [], False)
         return {name: values[name] for name in CONTAINER_SETTINGS if values[name] not in unset}
 
 

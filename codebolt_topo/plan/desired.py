@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +42,12 @@ class DesiredNode:
     inbound: tuple[str, ...]
     routes: dict[str, list[str]]
     plugins: dict[str, dict[str, Any]]
+    launch_settings: dict[str, Any] = field(init=False, repr=False, compare=False)
+    launch_hash: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def launch_settings(self) -> dict[str, Any]:
-        return {
+    def __post_init__(self) -> None:
+        # Computed once: the reconciler compares them for every node on every pass.
+        settings = {
             "provider": self.spec.provider,
             "host": self.spec.host,
             "port": self.spec.port,
@@ -53,10 +55,8 @@ class DesiredNode:
             "workspace": str(self.workspace) if self.workspace else None,
             **self.spec.container_settings(),
         }
-
-    @property
-    def launch_hash(self) -> str:
-        return stable_hash(self.launch_settings)
+        object.__setattr__(self, "launch_settings", settings)
+        object.__setattr__(self, "launch_hash", stable_hash(settings))
 
     @property
     def wiring(self) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
     base = validated.path.resolve().parent
     result: dict[str, DesiredNode] = {}
     for name, spec in validated.topology.nodes.items():
-        inbound = tuple(sorted(source for source, target in graph.edges() if target == name))
+        inbound = tuple(sorted(graph.predecessors(name)))
         result[name] = DesiredNode(
             name=name,
             spec=spec,
