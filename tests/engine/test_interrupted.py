@@ -75,3 +75,30 @@ def test_destroy_killed_midway_finishes_on_rerun(after: float, tmp_path: Path) -
     destroy_topology(path)
     assert _daemons("crash") == []
     assert state_file_for(path, "crash").load().nodes == {}
+
+
+def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
+    path = tmp_path / "topology.yaml"
+    path.write_text(TOPOLOGY)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "codebolt_topo.cli.main", "apply", "--auto-approve"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [run.communicate(timeout=120) for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    try:
+        assert codes in ([0, 0], [0, 1]), outcomes
+        if codes == [0, 1]:
+            loser = next(err for run, (_, err) in zip(runs, outcomes, strict=True)
+                         if run.returncode == 1)
+            assert "is locked by apply (pid" in loser
+        # Either the second waited for nothing to do, or it was refused: never two nodes each.
+        state = state_file_for(path, "crash").load()
+        assert sorted(_daemons("crash")) == sorted(n.handle["pid"] for n in state.nodes.values())
+        assert len(state.nodes) == 4
+    finally:
+        destroy_topology(path)
+    assert _daemons("crash") == []
