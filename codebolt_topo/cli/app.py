@@ -53,6 +53,22 @@ def validate(file: FileArg = DEFAULT_FILE) -> None:
 
 
 @app.command()
+def providers() -> None:
+    """Installed providers: category and the capabilities their nodes get."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from codebolt_topo.providers.registry import describe_providers
+
+    table = Table(title="providers")
+    for column in ("name", "category", "capabilities", "module"):
+        table.add_column(column)
+    for row in describe_providers():
+        table.add_row(row.name, row.category, ", ".join(row.capabilities) or "-", row.module)
+    Console().print(table)
+
+
+@app.command()
 def plan(
     file: FileArg = DEFAULT_FILE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,

@@ -16,6 +16,7 @@ from codebolt_topo.engine.statefile import StateFile, state_dir_for
 from codebolt_topo.model.state import State
 from codebolt_topo.plan.desired import desired_nodes
 from codebolt_topo.plan.diff import Plan, destroy_plan, diff
+from codebolt_topo.plan.feasibility import check_requirements
 from codebolt_topo.plan.validate import ValidatedTopology, validate_file
 
 __all__ = [
@@ -33,6 +34,7 @@ def state_file_for(path: Path, name: str) -> StateFile:
 
 
 async def _plan(engine: Engine, validated: ValidatedTopology, state: State) -> Plan:
+    check_requirements(validated, lambda name: engine.provider(name, state).offers)
     observed = await engine.refresh(state)
     return diff(desired_nodes(validated), state, observed)
 

@@ -145,6 +145,11 @@ class NodeSpec(_Strict):
     capabilities: list[CapabilityName] = Field(
         default_factory=list, description="Capabilities this node offers (gpu, python, browser…)."
     )
+    requires: list[CapabilityName] = Field(
+        default_factory=list,
+        description="Capabilities the node's placement must offer (gpu, python:3.11, browser…); "
+        "plan reports every unmet one with the reason.",
+    )
     plugins: dict[str, PluginSetting] = Field(
         default_factory=dict,
         description=(

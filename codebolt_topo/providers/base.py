@@ -110,6 +110,18 @@ class Provider(abc.ABC):
         Must succeed when the node is already gone.
         """
 
+    @classmethod
+    def base_offers(cls) -> tuple[frozenset[str], dict[str, str]]:
+        """Capabilities every node of this provider gets, as far as can be told without
+        placing one, and for the usual ones it will not get, why."""
+        return frozenset(cls.capabilities), {}
+
+    def offers(self, spec: NodeSpec) -> tuple[frozenset[str], dict[str, str]]:
+        """Capabilities a node placed with ``spec`` will have (declared ones included), and
+        why the usual missing ones are missing (shown when a ``requires:`` is unmet)."""
+        offered, reasons = self.base_offers()
+        return offered | frozenset(spec.capabilities), reasons
+
     async def discover(self) -> list[Discovered]:
         """Every node this provider runs for this topology instance (same topology name and
         lineage), found by the labels or markers ``create`` put on it, whether or not the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from codebolt_topo.capabilities import Detection, detect
 from codebolt_topo.errors import ProviderError
 from codebolt_topo.providers.base import (
     Category,
@@ -33,6 +35,12 @@ __all__ = ["LocalProvider"]
 
 READY_FD = 3
 READY_TIMEOUT = 20.0
+
+
+@functools.cache
+def _detected() -> Detection:
+    """This machine's capabilities, probed once per process: local nodes run here."""
+    return detect()
 
 
 def _proc_start_time(pid: int) -> int | None:
@@ -67,6 +75,11 @@ class LocalProvider(Provider):
     category = Category.LOCAL
     capabilities = frozenset({"python", "local"})
     shares_host_ports = True
+
+    @classmethod
+    def base_offers(cls) -> tuple[frozenset[str], dict[str, str]]:
+        detection = _detected()  # local nodes run on this very machine
+        return detection.found | cls.capabilities, detection.absent
 
     def node_dir(self, node: str) -> Path:
         return self.context.runtime_dir / "nodes" / node
