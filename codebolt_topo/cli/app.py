@@ -330,13 +330,19 @@ def exec_(
     stdin: Annotated[
         bool, typer.Option("--stdin", help="Send this process's stdin to the command.")
     ] = False,
+    requires: Annotated[
+        list[str] | None,
+        typer.Option("--requires", help="Route to the nearest node offering this capability "
+                     "(repeatable; with --all: every such node)."),
+    ] = None,
 ) -> None:
     """Run a command on a node (or several), routed along the edges; output streams back."""
     from codebolt_topo.cli.exec_command import run_exec
 
     data = sys.stdin.buffer.read() if stdin else None
     code = run_exec(
-        args, from_node=from_node, timeout=timeout, all_nodes=all_nodes, shell=shell, stdin=data
+        args, from_node=from_node, timeout=timeout, all_nodes=all_nodes, shell=shell, stdin=data,
+        requires=requires or None,
     )
     raise typer.Exit(code)
 

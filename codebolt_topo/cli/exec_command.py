@@ -148,6 +148,7 @@ def run_exec(
     timeout: float | None,
     all_nodes: bool,
     shell: bool,
+    requires: list[str] | None = None,
     stdin: bytes | None = None,
 ) -> int:
     """Resolve the entry node from the state file, send the command, stream until it ends."""
@@ -155,7 +156,7 @@ def run_exec(
 
     file, rest = parse_exec_args(args)
     targets: list[str] = []
-    if not all_nodes:
+    if not all_nodes and not requires:
         if not rest:
             raise ConfigError("usage: codebolt exec [FILE] NODE[,NODE...] -- COMMAND [ARGS...]")
         targets = [t for t in rest.pop(0).split(",") if t]
@@ -163,6 +164,15 @@ def run_exec(
         rest.pop(0)
     if not rest:
         raise ConfigError("no command given (codebolt exec [FILE] NODE -- COMMAND [ARGS...])")
+    if requires:
+        from codebolt_topo.engine.select import select_targets
+
+        if targets:
+            raise ConfigError("name target nodes or use --requires, not both")
+        from_node, targets = asyncio.run(
+            select_targets(file, requires, from_node=from_node, every=all_nodes)
+        )
+        all_nodes = False
     entry = resolve_entry(file, targets or None, from_node=from_node, all_nodes=all_nodes)
     return asyncio.run(
         _stream(
