@@ -224,7 +224,7 @@ class Engine:
             routes=desired.routes,
             accept=accept,
             plugins=desired.plugins,
-            capabilities=sorted(desired.spec.capabilities),
+            capabilities=sorted(sender.offers(desired.spec)[0]),
             hop_limit=max(16, len(state.nodes)),
         )
 
