@@ -30,6 +30,25 @@ app.add_typer(node_app, name="node")
 state_app = typer.Typer(help="Read or replace the state file.", no_args_is_help=True)
 app.add_typer(state_app, name="state")
 
+@app.callback()
+def _globals(
+    var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--var", help="Template variable name=value (repeatable).", metavar="NAME=VALUE"
+        ),
+    ] = None,
+    vars_file: Annotated[
+        Path | None, typer.Option("--vars-file", help="YAML mapping of template variables.")
+    ] = None,
+) -> None:
+    """Turn a topology.yaml into a live network of coordinated execution environments."""
+    if var or vars_file:
+        from codebolt_topo.cli.template_vars import set_template_vars
+
+        set_template_vars(var or [], vars_file)
+
+
 FileArg = Annotated[Path, typer.Argument(help="Topology file.", show_default=True)]
 DEFAULT_FILE = Path("topology.yaml")
 LockTimeout = Annotated[

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from codebolt_topo.errors import Location, TopologyError, ValidationIssue
 from codebolt_topo.model.issues import did_you_mean, issues_from_error
 from codebolt_topo.model.source import FieldPath, SourceMap, Span, format_path, to_plain
+from codebolt_topo.model.template import LineMap, is_template, render_template
 from codebolt_topo.model.topology import Topology
 
 __all__ = ["LoadedTopology", "load_topology"]
@@ -49,6 +50,27 @@ def load_topology(
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             issue = ValidationIssue(Location(file), "", f"cannot read: {reason}")
             raise TopologyError([issue]) from exc
+    line_map: LineMap | None = None
+    if is_template(path, text):
+        text, line_map = render_template(file, text)
+    try:
+        return _load(path, file, text, providers)
+    except TopologyError as error:
+        if line_map is None:
+            raise
+        raise TopologyError([_in_template(issue, line_map) for issue in error.issues]) from None
+
+
+def _in_template(issue: ValidationIssue, line_map: LineMap) -> ValidationIssue:
+    """Point an issue found in the rendered text at the template line that produced it."""
+    where = issue.location
+    if where.line is None:
+        return issue
+    moved = Location(where.file, line_map.template_line(where.line), where.column)
+    return ValidationIssue(moved, issue.field, f"{issue.message} (rendered line {where.line})")
+
+
+def _load(path: Path, file: str, text: str, providers: Iterable[str] | None) -> LoadedTopology:
     sources = SourceMap(file)
     data, issues = _parse(text, sources)
     if issues:

@@ -44,6 +44,7 @@ __all__ = [
     "PluginSetting",
     "Resources",
     "ShapeKind",
+    "SyncMode",
     "Topology",
     "TreeChild",
     "TreeLevel",
@@ -145,6 +146,11 @@ class NodeSpec(_Strict):
     capabilities: list[CapabilityName] = Field(
         default_factory=list, description="Capabilities this node offers (gpu, python, browser…)."
     )
+    count: int | None = Field(
+        None, ge=1, le=1000,
+        description="Run N replicas named <node>-1 … <node>-N; edges naming the node reach "
+        "every replica. Scaling up or down changes only the replicas added or removed.",
+    )
     requires: list[CapabilityName] = Field(
         default_factory=list,
         description="Capabilities the node's placement must offer (gpu, python:3.11, browser…); "
@@ -235,11 +241,19 @@ class NodeSpec(_Strict):
         return {name: values[name] for name in CONTAINER_SETTINGS if values[name] not in unset}
 
 
+SyncMode = Literal["push", "pull", "both", "none"]
+
+
 class EdgeSpec(_Strict):
     """A directed edge: ``from`` may send work to ``to``."""
 
     from_: NodeName = Field(alias="from", description="The node that sends work.")
     to: NodeName = Field(description="The node that receives and runs (or forwards) work.")
+    sync: SyncMode = Field(
+        "none",
+        description="Narrative history that `codebolt sync` moves along this edge: push "
+        "(from -> to), pull (to -> from), both, or none.",
+    )
 
 
 class LinearShape(_Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from codebolt_topo.model.source import FieldPath, format_path
@@ -20,6 +20,7 @@ from codebolt_topo.model.topology import (
     HubShape,
     LinearShape,
     MeshShape,
+    SyncMode,
     Topology,
     TreeShape,
 )
@@ -31,11 +32,16 @@ _ARROW = re.compile(r"\s*(<->|->)\s*")
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """``source`` may send work to ``target``; ``field`` is the edges item that said so."""
+    """``source`` may send work to ``target``; ``field`` is the edges item that said so.
+
+    ``sync`` is the narrative sync an explicit ``{from, to, sync}`` item declared; shorthand and
+    shape edges carry ``none``.
+    """
 
     source: str
     target: str
     field: str
+    sync: SyncMode = "none"
 
     def __str__(self) -> str:
         return f"{self.source} -> {self.target}"
@@ -63,12 +69,27 @@ def parse_shorthand(text: str) -> list[tuple[str, str]]:
 
 
 def expand_edges(topology: Topology) -> list[Edge]:
-    """Every directed edge, in the order written; repeats keep the field of their first origin."""
+    """Every directed edge, in the order written; repeats keep the field of their first origin.
+
+    A repeat still adds its ``sync``: ``a -> b`` then ``{from: a, to: b, sync: push}`` syncs, and
+    ``push`` plus ``pull`` on one edge is ``both``.
+    """
     seen: dict[tuple[str, str], Edge] = {}
     for index, item in enumerate(topology.edges):
+        sync: SyncMode = item.sync if isinstance(item, EdgeSpec) else "none"
         for source, target, field in _expand_item(item, ("edges", index)):
-            seen.setdefault((source, target), Edge(source, target, format_path(field)))
+            edge = seen.setdefault((source, target), Edge(source, target, format_path(field), sync))
+            if edge.sync != sync:
+                seen[(source, target)] = replace(edge, sync=_merge_sync(edge.sync, sync))
     return list(seen.values())
+
+
+def _merge_sync(first: SyncMode, second: SyncMode) -> SyncMode:
+    if first == "none" or first == second:
+        return second
+    if second == "none":
+        return first
+    return "both"
 
 
 def node_mentions(topology: Topology) -> list[Mention]:

@@ -18,6 +18,7 @@ from codebolt_topo.model.loader import LoadedTopology, load_topology
 from codebolt_topo.model.source import SourceMap
 from codebolt_topo.model.topology import ShapeKind, Topology
 from codebolt_topo.plan.graph import TopologyGraph
+from codebolt_topo.plan.replicas import expand_replicas
 from codebolt_topo.plan.shapes import Edge, expand_edges, node_mentions
 
 __all__ = ["ValidatedTopology", "check_graph", "shape_problem", "validate_file"]
@@ -56,6 +57,11 @@ def validate_file(path: Path, text: str | None = None, *,
     issues = check_graph(loaded, edges, graph)
     if issues:
         raise TopologyError(issues)
+    expanded, edges, issues = expand_replicas(loaded, edges)
+    if issues:
+        raise TopologyError(issues)
+    if expanded is not loaded:
+        loaded, graph = expanded, TopologyGraph(expanded.topology, edges)
     return ValidatedTopology(loaded, graph, tuple(edges))
 
 
