@@ -29,6 +29,10 @@ node_app = typer.Typer(help="Commands that run on a node itself.", no_args_is_he
 app.add_typer(node_app, name="node")
 state_app = typer.Typer(help="Read or replace the state file.", no_args_is_help=True)
 app.add_typer(state_app, name="state")
+from codebolt_topo.cli.narrative import narrative_app  # noqa: E402 - typer only: stays fast
+
+app.add_typer(narrative_app, name="narrative")
+
 
 @app.callback()
 def _globals(
@@ -58,6 +62,28 @@ LockTimeout = Annotated[
 
 def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+@app.command()
+def init(
+    shape: Annotated[
+        str, typer.Option("--shape", help="linear, fan-out, tree, mesh or hub.")
+    ] = "linear",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Topology name (default: the folder's).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing topology.yaml.")
+    ] = False,
+) -> None:
+    """Write a working topology.yaml for one of the seed shapes into this folder."""
+    import re
+
+    from codebolt_topo.scaffold import scaffold
+
+    default = re.sub(r"[^a-z0-9_-]+", "-", Path.cwd().name.lower()).strip("-_") or "demo"
+    target = scaffold(Path.cwd(), shape, name or default[:63], force=force)
+    print(f"Wrote {target.name} ({shape}). Next: codebolt plan, then codebolt apply.")
 
 
 @app.command()
@@ -190,9 +216,17 @@ def status(
         finally:
             await collector.close()
         if as_json:
-            print(json.dumps({"topology": state.topology, "serial": state.serial,
-                              "lineage": state.lineage, "nodes": [r.as_json() for r in rows]},
-                             indent=2))
+            print(
+                json.dumps(
+                    {
+                        "topology": state.topology,
+                        "serial": state.serial,
+                        "lineage": state.lineage,
+                        "nodes": [r.as_json() for r in rows],
+                    },
+                    indent=2,
+                )
+            )
         elif not rows:
             print(f"Topology {state.topology!r} has no running nodes.")
         else:
@@ -351,19 +385,72 @@ def exec_(
     ] = False,
     requires: Annotated[
         list[str] | None,
-        typer.Option("--requires", help="Route to the nearest node offering this capability "
-                     "(repeatable; with --all: every such node)."),
+        typer.Option(
+            "--requires",
+            help="Route to the nearest node offering this capability "
+            "(repeatable; with --all: every such node).",
+        ),
     ] = None,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot",
+            help="before|after|both: snapshot each target's "
+            "workspace around the command (client-side sequencing).",
+        ),
+    ] = None,
+    objective: Annotated[str | None, typer.Option("--objective", help="With --snapshot.")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="With --snapshot.")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="With --snapshot.")] = None,
 ) -> None:
     """Run a command on a node (or several), routed along the edges; output streams back."""
     from codebolt_topo.cli.exec_command import run_exec
 
     data = sys.stdin.buffer.read() if stdin else None
-    code = run_exec(
-        args, from_node=from_node, timeout=timeout, all_nodes=all_nodes, shell=shell, stdin=data,
-        requires=requires or None,
+
+    def body() -> int:
+        return run_exec(
+            args,
+            from_node=from_node,
+            timeout=timeout,
+            all_nodes=all_nodes,
+            shell=shell,
+            stdin=data,
+            requires=requires or None,
+        )
+
+    if snapshot is None:
+        raise typer.Exit(body())
+    from codebolt_topo.cli.narrative import exec_with_snapshots
+
+    raise typer.Exit(
+        exec_with_snapshots(
+            args,
+            when=snapshot,
+            tag=(objective, thread, run),
+            from_node=from_node,
+            all_nodes=all_nodes,
+            body=body,
+        )
     )
-    raise typer.Exit(code)
+
+
+@app.command()
+def sync(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="[FILE] [EDGE...]: edges as a->b (default: every edge with sync).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Move narrative history along the edges that declare sync: push, pull or both."""
+    from codebolt_topo.cli.exec_command import parse_exec_args
+    from codebolt_topo.cli.narrative import run_sync
+
+    file, edges = parse_exec_args(list(args or []))
+    run_sync(file, edges or None)
 
 
 @node_app.command("serve")
