@@ -84,7 +84,8 @@ def test_every_error_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     result = codebolt("validate", cwd=tmp_path)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if "topology.yaml:" in line]
-    assert [line.split(": ")[2] for line in lines] == ["nodes.a.provder", "nodes.b.port", "edges[0]"]
+    fields = [line.split(": ")[2] for line in lines]
+    assert fields == ["nodes.a.provder", "nodes.b.port", "edges[0]"]
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
