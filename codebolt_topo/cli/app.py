@@ -340,6 +340,8 @@ class GraphFormat(StrEnum):
     mermaid = "mermaid"
     dot = "dot"
     ascii = "ascii"
+    svg = "svg"
+    png = "png"
 
 
 @app.command()
@@ -348,8 +350,17 @@ def graph(
     fmt: Annotated[
         GraphFormat, typer.Option("--format", help="Output format.")
     ] = GraphFormat.ascii,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Image file (svg/png): default NAME.FORMAT."),
+    ] = None,
 ) -> None:
-    """Draw the topology's graph."""
+    """Draw the topology: text formats print, svg/png write a picture with node states coloured."""
+    if fmt in (GraphFormat.svg, GraphFormat.png):
+        from codebolt_topo.cli.graph_image import render_image
+
+        print(f"Wrote {render_image(file, fmt.value, output)}")
+        return
     from codebolt_topo.plan.validate import validate_file
 
     topology_graph = validate_file(file).graph

@@ -132,10 +132,16 @@ class TopologyGraph:
             lines.append(f"    {ids[source]} {'<-->' if both else '-->'} {ids[target]}")
         return "\n".join(lines) + "\n"
 
-    def to_dot(self) -> str:
-        """Graphviz DOT, with the same pairing of opposite edges as :meth:`to_mermaid`."""
+    def to_dot(self, node_attributes: dict[str, dict[str, str]] | None = None) -> str:
+        """Graphviz DOT, with the same pairing of opposite edges as :meth:`to_mermaid`.
+
+        ``node_attributes`` adds Graphviz attributes per node (colours, labels).
+        """
+        attributes = node_attributes or {}
         lines = [f'digraph "{self.topology.name}" {{', "    rankdir=LR;"]
-        lines += [f'    "{name}";' for name in self.order]
+        for name in self.order:
+            extra = ", ".join(f'{key}="{value}"' for key, value in attributes.get(name, {}).items())
+            lines.append(f'    "{name}"{f" [{extra}]" if extra else ""};')
         for source, target, both in self._drawn_edges():
             lines.append(f'    "{source}" -> "{target}"{" [dir=both]" if both else ""};')
         return "\n".join(lines) + "\n}\n"
