@@ -11,11 +11,19 @@
 One connection carries any number of concurrent requests. Output arrives as it is produced;
 the client checks every chunk's offset (a gap or duplicate raises ProtocolError). Failures are
 :mod:`codebolt_topo.errors`: a refused token is ConfigError, an unreachable node ExecError.
+
+Nothing is lost when a connection drops: the executing node holds each job's unacknowledged
+output, so when the client's connection (or any link on the path: ``peer-lost``) drops, the
+handle reconnects with bounded retries and resumes every open job from the offsets it received,
+transparently (``resume=False`` turns this off). The client acknowledges output as the
+application consumes it, so an application that stops iterating pauses the remote process.
+:meth:`NodeClient.attach` picks up a request from another process, by request id and offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -23,14 +31,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codebolt_topo.errors import ExecError, ProtocolError
+from codebolt_topo.errors import ExecError, ProtocolError, TopoError
 from codebolt_topo.node.config import RuntimeConfig
+from codebolt_topo.node.flow import AckPolicy
 from codebolt_topo.node.link import Link
 from codebolt_topo.node.protocol import (
     CHUNK_SIZE,
+    STDERR,
     STDIN,
+    STDOUT,
     JobStream,
     encode,
+    fingerprint,
     pack_data,
     unpack_data,
 )
@@ -125,17 +137,75 @@ class ExecResult:
 _NAMES: tuple[Literal["stdout", "stderr"], ...] = ("stdout", "stdout", "stderr")
 
 
-class ExecHandle:
-    """A running request: iterate it for events until every target has ended."""
+class _Target:
+    """What the handle knows of one target: received offsets, consumption, resume attempts."""
 
-    def __init__(self, link: Link, request_id: str, stdin: bytes | None) -> None:
+    __slots__ = ("ack", "attempts", "open", "started", "stream")
+
+    def __init__(self, node: str, stdout: int = 0, stderr: int = 0) -> None:
+        self.stream = JobStream(node)
+        self.stream.offsets = [0, stdout, stderr]
+        self.ack = AckPolicy(None)
+        self.ack.consumed = [0, stdout, stderr]
+        self.ack.acked = [0, stdout, stderr]
+        self.started = False
+        self.open = True
+        self.attempts = 0
+
+    def resume_point(self) -> dict[str, int]:
+        return {"stdout": self.stream.offsets[STDOUT], "stderr": self.stream.offsets[STDERR]}
+
+
+class _Wire:
+    """Link handler for one wire id of a handle (a resume or attach sends a new one)."""
+
+    __slots__ = ("handle", "id")
+
+    def __init__(self, handle: ExecHandle, wire_id: str) -> None:
+        self.handle = handle
+        self.id = wire_id
+
+    async def on_control(self, message: dict[str, Any]) -> None:
+        self.handle._control(self.id, message)
+
+    async def on_data(self, frame: bytes) -> None:
+        self.handle._data(frame)
+
+    async def on_done(self) -> None:
+        self.handle._wire_done(self.id)
+
+    async def on_lost(self, reason: str) -> None:
+        self.handle._wire_lost(self.id, reason)
+
+
+class ExecHandle:
+    """A running request: iterate it for events until every target has ended.
+
+    Created by :meth:`NodeClient.exec` or :meth:`NodeClient.attach`. With a client that
+    resumes, a dropped connection or a ``peer-lost`` on the path is repaired by resending the
+    request for the open targets (``attach`` from the received offsets once a job started,
+    ``exec`` with the same id and digest before): no gap, no duplicate, one ``Exit`` per job.
+    Requests with stdin are not resumed (what the node received of it is not known).
+    """
+
+    def __init__(self, link: Link, request_id: str, stdin: bytes | None, *,
+                 client: NodeClient | None = None, request: dict[str, Any] | None = None,
+                 targets: Mapping[str, _Target] | None = None) -> None:
         self._link = link
         self.id = request_id
         self._stdin = stdin
+        self._client = client
+        self._request = request
         self._events: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
-        self._jobs: dict[int, JobStream] = {}
+        self._targets: dict[str, _Target] = dict(targets or {})
+        self._jobs: dict[int, str] = {}
         self._channels: dict[str, int] = {}
-        self._writers: set[asyncio.Task[None]] = set()
+        self._wire = request_id  # the first wire id (attach: not the request id)
+        self._wires: dict[str, list[str] | None] = {request_id: None}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._resuming = 0
+        self._ack_pending = False
+        self._ended = False
         self._finished = False
 
     def __aiter__(self) -> ExecHandle:
@@ -151,6 +221,11 @@ class ExecHandle:
         if isinstance(item, BaseException):
             self._finished = True
             raise item
+        if isinstance(item, Output):
+            stream = STDOUT if item.stream == "stdout" else STDERR
+            target = self._targets.get(item.node)
+            if target is not None and target.ack.consume(stream, item.offset + len(item.data)):
+                self._schedule_ack()
         return item
 
     async def result(self) -> ExecResult:
@@ -172,9 +247,15 @@ class ExecHandle:
             entry.stdout, entry.stderr = b"".join(stdout), b"".join(stderr)
         return result
 
+    def offsets(self, node: str) -> dict[str, int]:
+        """Bytes of ``node``'s stdout and stderr received so far (what :meth:`NodeClient.attach`
+        takes to continue from here in another process)."""
+        target = self._targets.get(node)
+        return target.resume_point() if target else {"stdout": 0, "stderr": 0}
+
     async def cancel(self) -> None:
         """Cancel every job of the request, on every node it reached."""
-        await self._link.send(encode({"t": "cancel", "id": self.id}))
+        await self._link.send(encode({"t": "cancel", "id": self._wire_for(None)}))
 
     async def signal(self, node: str, sig: str) -> None:
         """Deliver ``sig`` (e.g. ``"SIGINT"``) to the process group of the job on ``node``."""
@@ -182,8 +263,14 @@ class ExecHandle:
 
     async def notify(self, kind: str, data: Any = None, node: str | None = None) -> None:
         """Send a notification down to the executing node(s) plugins (one node, or all)."""
-        where = {"ch": self._channel(node)} if node is not None else {"id": self.id}
+        where = {"ch": self._channel(node)} if node is not None else {"id": self._wire_for(None)}
         await self._link.send(encode({"t": "notify", **where, "kind": kind, "data": data}))
+
+    def _wire_for(self, node: str | None) -> str:
+        for wire, targets in reversed(self._wires.items()):
+            if node is None or targets is None or node in targets:
+                return wire
+        return self._wire
 
     def _channel(self, node: str) -> int:
         try:
@@ -198,89 +285,257 @@ class ExecHandle:
             await self._link.send(pack_data(STDIN, ch, offset, view[offset:offset + CHUNK_SIZE]))
         await self._link.send(encode({"t": "eof", "ch": ch}))
 
-    # Link handler -------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Acks -----------------------------------------------------------------------------------
+    def _schedule_ack(self) -> None:
+        if not self._ack_pending:
+            self._ack_pending = True
+            self._spawn(self._send_acks())
+
+    async def _send_acks(self) -> None:
+        """Acks go out after the event was handed over, coalesced per job: never awaited on the
+        path of an event."""
+        self._ack_pending = False
+        for node, target in self._targets.items():
+            ch = self._channels.get(node)
+            if ch is not None and target.ack.due:
+                stdout, stderr = target.ack.take()
+                with contextlib.suppress(TopoError):  # a lost link resumes from received offsets
+                    await self._link.send(encode({"t": "ack", "ch": ch, "stdout": stdout,
+                                                  "stderr": stderr}))
+
+    # Link handler (the request's first wire) ------------------------------------------------
     async def on_control(self, msg: dict[str, Any]) -> None:
+        self._control(self._wire, msg)
+
+    async def on_data(self, frame: bytes) -> None:
+        self._data(frame)
+
+    async def on_done(self) -> None:
+        self._wire_done(self._wire)
+
+    async def on_lost(self, reason: str) -> None:
+        self._wire_lost(self._wire, reason)
+
+    def _control(self, wire: str, msg: dict[str, Any]) -> None:
         kind = msg["t"]
         put = self._events.put_nowait
         if kind == "started":
             node, ch = msg["node"], msg["ch"]
-            self._jobs[ch] = JobStream(node)
+            target = self._targets.setdefault(node, _Target(node))
+            self._jobs[ch] = node
             self._channels[node] = ch
+            target.ack.threshold = AckPolicy(msg.get("window")).threshold
+            target.attempts = 0
+            if target.started:
+                return  # a resumed job: the application already saw it start
+            target.started = True
             put(Started(node, msg.get("pid"), msg.get("path", [])))
             if self._stdin is not None:
-                task = asyncio.ensure_future(self._write_stdin(ch, self._stdin))
-                self._writers.add(task)
-                task.add_done_callback(self._writers.discard)
+                self._spawn(self._write_stdin(ch, self._stdin))
         elif kind == "exit":
-            job = self._jobs.pop(msg["ch"], None)
-            if job is None:
+            node = self._jobs.pop(msg["ch"], None)
+            ended = self._targets.get(node) if node is not None else None
+            if node is None or ended is None:
                 put(ProtocolError(f"exit on unknown channel {msg['ch']}"))
                 return
-            self._channels.pop(job.node, None)
+            self._channels.pop(node, None)
+            ended.open = False
             try:
-                job.exit(msg.get("stdout_bytes"), msg.get("stderr_bytes"))
+                ended.stream.exit(msg.get("stdout_bytes"), msg.get("stderr_bytes"))
             except ProtocolError as exc:
                 put(exc)
                 return
             put(Exit(msg["node"], msg.get("code"), msg.get("signal"), msg.get("duration", 0.0),
                      msg.get("timed_out", False), msg.get("cancelled", False)))
         elif kind == "error":
-            if "ch" in msg:
-                gone = self._jobs.pop(msg["ch"], None)
-                if gone is not None:
-                    self._channels.pop(gone.node, None)
-            put(Failed(msg.get("node"), msg.get("hop"), msg["code"], msg["message"]))
+            self._error(msg)
         elif kind == "notify":
             put(Notification(msg.get("node") or "", msg["kind"], msg.get("data")))
 
-    async def on_data(self, frame: bytes) -> None:
+    def _error(self, msg: dict[str, Any]) -> None:
+        node: str | None = msg.get("node")
+        if "ch" in msg:
+            gone = self._jobs.pop(msg["ch"], None)
+            if gone is not None:
+                self._channels.pop(gone, None)
+        target = self._targets.get(node) if node is not None else None
+        code = msg["code"]
+        if node is not None and target is not None and target.open and self._resumable() and (
+                code == "peer-lost" or (code == "unreachable" and target.attempts > 0)):
+            self._channels.pop(node, None)
+            self._resume([node], msg.get("hop"), code, msg["message"])
+            return
+        if target is not None:
+            target.open = False
+        self._events.put_nowait(Failed(node, msg.get("hop"), code, msg["message"]))
+
+    def _data(self, frame: bytes) -> None:
         stream, ch, offset, payload = unpack_data(frame)
-        job = self._jobs.get(ch)
-        if job is None or stream == STDIN:
+        node = self._jobs.get(ch)
+        target = self._targets.get(node) if node is not None else None
+        if node is None or target is None or stream == STDIN:
             return
         try:
-            job.data(stream, offset, len(payload))
+            target.stream.data(stream, offset, len(payload))
         except ProtocolError as exc:
             self._events.put_nowait(exc)
             return
-        self._events.put_nowait(Output(job.node, _NAMES[stream], bytes(payload), offset))
+        self._events.put_nowait(Output(node, _NAMES[stream], bytes(payload), offset))
 
-    async def on_done(self) -> None:
-        self._events.put_nowait(None)
+    def _wire_done(self, wire: str) -> None:
+        self._wires.pop(wire, None)
+        self._maybe_end()
 
-    async def on_lost(self, reason: str) -> None:
-        self._events.put_nowait(Failed(None, None, "peer-lost", f"connection lost: {reason}"))
-        self._events.put_nowait(None)
+    def _wire_lost(self, wire: str, reason: str) -> None:
+        names = self._wires.pop(wire, None)
+        lost = [n for n, t in self._targets.items() if t.open and (names is None or n in names)]
+        for node in lost:
+            ch = self._channels.pop(node, None)
+            if ch is not None:
+                del self._jobs[ch]
+        if lost and self._resumable():
+            self._resume(lost, None, "peer-lost", f"connection lost: {reason}")
+        elif lost or names is None:
+            for node in lost:
+                self._targets[node].open = False
+            self._events.put_nowait(Failed(None, None, "peer-lost", f"connection lost: {reason}"))
+        self._maybe_end()
 
+    def _maybe_end(self) -> None:
+        if not self._wires and not self._resuming and not self._ended:
+            self._ended = True
+            self._events.put_nowait(None)
+
+    # Resume ---------------------------------------------------------------------------------
+    def _resumable(self) -> bool:
+        return self._client is not None and self._client.resumes and self._stdin is None
+
+    def _resume(self, nodes: list[str], hop: str | None, code: str, reason: str) -> None:
+        self._resuming += 1
+        self._spawn(self._resume_task(nodes, hop, code, reason))
+
+    async def _resume_task(self, nodes: list[str], hop: str | None, code: str,
+                           reason: str) -> None:
+        """Resend the request for ``nodes`` until it is accepted or the attempts run out; then
+        the failure that started it (``hop``, ``code``) is reported, with the last reason."""
+        client = self._client
+        assert client is not None
+        try:
+            while True:
+                attempt = max(self._targets[n].attempts for n in nodes)
+                if attempt >= client.retries:
+                    for node in nodes:
+                        self._targets[node].open = False
+                        self._events.put_nowait(Failed(
+                            node, hop, code, f"{reason} (gave up resuming after {attempt} "
+                            "attempts)"))
+                    return
+                for node in nodes:
+                    self._targets[node].attempts += 1
+                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
+                try:
+                    link = await client.link()
+                    self._link = link
+                    for msg in self._resume_messages(client, nodes):
+                        self._wires[msg["id"]] = [msg["target"]] if isinstance(
+                            msg["target"], str) else msg["target"]
+                        await link.request(msg, _Wire(self, msg["id"]))
+                    return
+                except TopoError as exc:
+                    reason = str(exc)
+        finally:
+            self._resuming -= 1
+            self._maybe_end()
+
+    def _resume_messages(self, client: NodeClient, nodes: list[str]) -> list[dict[str, Any]]:
+        started = [n for n in nodes if self._targets[n].started or self._request is None]
+        fresh = [n for n in nodes if n not in started]
+        messages = []
+        for kind, share in (("attach", started), ("exec", fresh)):
+            if not share:
+                continue
+            base = {"t": "attach"} if kind == "attach" else dict(self._request or {})
+            messages.append({**base, "id": client.wire_id(self.id), "origin": self.id,
+                             "target": share[0] if len(share) == 1 else share,
+                             "resume": {n: self._targets[n].resume_point() for n in share}})
+        return messages
 
 
 class NodeClient:
-    """A connection to one node. Use :meth:`connect` as an async context manager."""
+    """A connection to one node. Use :meth:`connect` as an async context manager.
 
-    def __init__(self, link: Link) -> None:
+    ``resume`` (default True) makes handles survive a dropped connection or a lost link on the
+    path: the client reconnects (up to ``retries`` attempts per job, backoff 50 ms doubling to
+    2 s) and resumes open jobs. ``keepalive`` is (ping interval or None, pong timeout) seconds.
+    """
+
+    def __init__(self, link: Link, *, url: str | None = None, token: str | None = None,
+                 name: str | None = None, resume: bool = True, retries: int = 8,
+                 keepalive: tuple[float | None, float] = (20.0, 20.0)) -> None:
         self._link = link
+        self._url, self._token, self._name = url, token, name
+        self._keepalive = keepalive
+        self.resumes = resume and url is not None
+        self.retries = retries
         self._prefix = os.urandom(6).hex()
         self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, url: str, token: str, *,
-                      name: str | None = None) -> AsyncIterator[NodeClient]:
-        """Connect to the node at ``url``; ``name`` (the node's) only improves error messages."""
-        link = await Link.open(url, token, name or "")
+    async def connect(cls, url: str, token: str, *, name: str | None = None,
+                      resume: bool = True, retries: int = 8,
+                      keepalive: tuple[float | None, float] = (20.0, 20.0),
+                      ) -> AsyncIterator[NodeClient]:
+        """Connect to the node at ``url``; ``name`` (the node's) only improves error messages.
+
+        Leaving the context closes the connection without cancelling anything: jobs still
+        running keep running on their nodes (for their lease) and can be attached again.
+        """
+        link = await Link.open(url, token, name or "", keepalive)
+        client = cls(link, url=url, token=token, name=name, resume=resume, retries=retries,
+                     keepalive=keepalive)
         try:
-            yield cls(link)
+            yield client
         finally:
-            await link.close()
+            client._closed = True
+            await client._link.close()
+
+    async def link(self) -> Link:
+        """The connection, reconnected first when it dropped (raises ExecError/ConfigError)."""
+        if not self._link.closed or self._url is None or self._token is None:
+            return self._link
+        async with self._lock:
+            if self._closed:
+                raise ExecError("the client was closed", node=self._name, code="peer-lost")
+            if self._link.closed:
+                self._link = await Link.open(self._url, self._token, self._name or "",
+                                             self._keepalive)
+            return self._link
+
+    def wire_id(self, request_id: str) -> str:
+        """A fresh id for one more message of ``request_id`` on this connection."""
+        return f"{request_id}#{next(self._ids)}"
 
     async def exec(self, target: str | list[str], argv: list[str] | None = None,
                    shell: str | None = None, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, timeout: float | None = None,
-                   stdin: bytes | None = None) -> ExecHandle:
-        """Start ``argv`` (or ``shell``) on ``target`` (a node or a list); returns at once."""
+                   stdin: bytes | None = None, request_id: str | None = None) -> ExecHandle:
+        """Start ``argv`` (or ``shell``) on ``target`` (a node or a list); returns at once.
+
+        ``request_id`` (default: a fresh one) makes the request idempotent: the same id sent
+        again, from any client, runs once and streams the same result; with another payload it
+        is refused with ``conflict``.
+        """
         if (argv is None) == (shell is None):
             raise ExecError("exec needs exactly one of argv and shell", code="bad-request")
-        request_id = f"{self._prefix}-{next(self._ids)}"
+        request_id = request_id or f"{self._prefix}-{next(self._ids)}"
         msg: dict[str, Any] = {"t": "exec", "id": request_id, "target": target,
                                "env": dict(env or {}), "cwd": cwd, "timeout": timeout,
                                "stdin": stdin is not None}
@@ -288,16 +543,36 @@ class NodeClient:
             msg["argv"] = list(argv)
         else:
             msg["shell"] = shell
-        handle = ExecHandle(self._link, request_id, stdin)
-        await self._link.request(msg, handle)
+        msg["digest"] = fingerprint(msg)
+        link = await self.link()
+        names = [target] if isinstance(target, str) else list(dict.fromkeys(target))
+        handle = ExecHandle(link, request_id, stdin, client=self, request=msg,
+                            targets={n: _Target(n) for n in names})
+        await link.request(msg, handle)
         return handle
 
-    async def info(self) -> dict[str, Any]:
-        """The node's ``info`` (name, gateway, plugins, peers, generation, running jobs…)."""
-        return await self._link.call({"t": "info"})
+    async def attach(self, request_id: str, target: str,
+                     offsets: Mapping[str, int] | None = None) -> ExecHandle:
+        """Follow request ``request_id`` on ``target`` from ``offsets`` (``stdout``/``stderr``
+        bytes already received; default 0): the node replays what follows, then streams live.
+        Fails with ``truncated`` when the node no longer holds those bytes."""
+        stdout, stderr = (offsets or {}).get("stdout", 0), (offsets or {}).get("stderr", 0)
+        link = await self.link()
+        wire = self.wire_id(request_id)
+        handle = ExecHandle(link, wire, None, client=self,
+                            targets={target: _Target(target, stdout, stderr)})
+        handle.id = request_id
+        await link.request({"t": "attach", "id": wire, "origin": request_id, "target": target,
+                            "resume": {target: {"stdout": stdout, "stderr": stderr}}}, handle)
+        return handle
+
+    async def info(self, detail: bool = False) -> dict[str, Any]:
+        """The node's ``info`` (name, gateway, plugins, peers, generation, job counts by state;
+        ``detail`` adds every held job)."""
+        return await (await self.link()).call({"t": "info", "detail": detail})
 
     async def configure(self, runtime: RuntimeConfig | Mapping[str, Any]) -> int:
         """Push a RuntimeConfig (admin only); returns the generation the node now has."""
         config = runtime.model_dump() if isinstance(runtime, RuntimeConfig) else dict(runtime)
-        reply = await self._link.call({"t": "configure", "config": config})
+        reply = await (await self.link()).call({"t": "configure", "config": config})
         return int(reply["generation"])

@@ -61,6 +61,26 @@ class RuntimeConfig(_Model):
     hop_limit: int = Field(
         16, ge=1, description="Hops a request may still take when it enters here."
     )
+    window: int = Field(
+        4 * 1024 * 1024, ge=1024,
+        description=("Bytes of one job's stream this node sends beyond what its caller "
+                     "acknowledged; a full window pauses the child (bounded memory)."),
+    )
+    retention: float = Field(
+        60.0, ge=0, description="Seconds a finished job (its unacknowledged tail and exit) is "
+        "kept for callers that resume or repeat the request.",
+    )
+    detach_lease: float = Field(
+        300.0, ge=0, description="Seconds a running job with no caller attached keeps running "
+        "before it is killed.",
+    )
+    keepalive_interval: float | None = Field(
+        20.0, gt=0, description="Seconds between WebSocket pings on links and inbound "
+        "connections (None: no pings).",
+    )
+    keepalive_timeout: float = Field(
+        20.0, gt=0, description="Seconds without a pong before a connection counts as dead.",
+    )
 
 
 class LaunchConfig(_Model):

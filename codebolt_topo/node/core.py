@@ -1,7 +1,8 @@
 """The state one node daemon shares across its connections.
 
 :class:`NodeCore` holds the launch and runtime configuration, the ExecutionGateway and plugin
-host, the router, and the running local jobs. It decides who may do what (``refusal``) and
+host, the router, and the jobs this node executes (:class:`~codebolt_topo.node.table.JobTable`,
+which outlives every connection). It decides who may do what (``refusal``) and
 answers ``info`` and ``configure``; sessions do the per-connection work.
 """
 
@@ -23,16 +24,18 @@ from codebolt_topo.node.gateway import ExecutionGateway
 from codebolt_topo.node.hooks import NodeContext
 from codebolt_topo.node.plugins import PluginHost
 from codebolt_topo.node.router import Router
+from codebolt_topo.node.table import JobTable
 
 if TYPE_CHECKING:
-    from codebolt_topo.node.executor import LocalJob
+    from codebolt_topo.node.jobs import HeldJob
     from codebolt_topo.node.session import Session
 
 __all__ = ["NodeCore"]
 
 log = logging.getLogger(__name__)
 _DRAIN_TIMEOUT = 5.0
-_PEER_ALLOWED = frozenset({"exec", "cancel", "signal", "eof", "notify", "info"})
+_PEER_ALLOWED = frozenset({"exec", "attach", "ack", "detach", "cancel", "signal", "eof",
+                           "notify", "info"})
 
 
 class NodeCore:
@@ -51,7 +54,8 @@ class NodeCore:
                                    logger=logging.getLogger(f"codebolt_topo.node.{launch.node}"))
         self.plugins = PluginHost(self.context)
         self.router = Router(launch.node)
-        self.jobs: set[LocalJob] = set()
+        self.jobs = JobTable(launch.node, lambda: self.runtime, self._job_started,
+                             self._job_ended)
         self.sessions: set[Session] = set()
         self._background: set[asyncio.Future[None]] = set()
 
@@ -64,12 +68,19 @@ class NodeCore:
         reason = self.gateway.refusal()
         if reason is not None:
             return "gateway-inactive", reason
-        if kind == "exec":
+        if kind in ("exec", "attach"):
             veto = self.plugins.hook.codebolt_node_admit(node=self.context, principal=principal,
                                                          request=msg)
             if veto is not None:
                 return "forbidden", str(veto)
         return None
+
+    def _job_started(self, held: HeldJob) -> None:
+        assert held.pid is not None
+        self.call_hook("codebolt_node_job_started", request_id=held.key, pid=held.pid)
+
+    def _job_ended(self, held: HeldJob) -> None:
+        self.call_hook("codebolt_node_job_ended", request_id=held.key, exit=held.exit)
 
     def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call a notification hook; a failing plugin is logged, never fatal to the job."""
@@ -108,21 +119,24 @@ class NodeCore:
                  len(runtime.peers), len(runtime.routes), self.plugins.enabled or "none")
         return {"t": "configured", "generation": runtime.generation}
 
-    def info(self) -> dict[str, Any]:
-        """The ``info`` reply."""
-        return {"t": "info", "node": self.name, "topology": self.launch.topology,
+    def info(self, detail: bool = False) -> dict[str, Any]:
+        """The ``info`` reply: cheap (counts only) unless ``detail`` asks for every job."""
+        reply = {"t": "info", "node": self.name, "topology": self.launch.topology,
                 "version": __version__, "pid": os.getpid(),
                 "gateway": "active" if self.gateway.active else "inactive",
                 "plugins": self.plugins.enabled, "capabilities": self.runtime.capabilities,
                 "peers": sorted(self.runtime.peers), "generation": self.runtime.generation,
-                "jobs": len(self.jobs)}
+                "jobs": self.jobs.running(), "job_states": self.jobs.summary()}
+        if detail:
+            reply["job_list"] = self.jobs.describe()
+        return reply
 
     async def close(self) -> None:
         """Stop: cancel local jobs and let their ``exit`` reach callers, close links, disable
         plugins. Connections are closed by the server afterwards."""
-        for job in list(self.jobs):
-            job.cancel()
-        await asyncio.gather(*(s.drain(_DRAIN_TIMEOUT) for s in list(self.sessions)))
+        self.jobs.cancel_all()
+        await asyncio.gather(self.jobs.drain(_DRAIN_TIMEOUT),
+                             *(s.drain(_DRAIN_TIMEOUT) for s in list(self.sessions)))
         await self.router.close()
         self.plugins.close()
 

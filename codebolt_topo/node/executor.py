@@ -1,16 +1,16 @@
-"""Running one job on this node: a subprocess whose output streams upstream as it appears.
+"""Running one job on this node: a subprocess whose output goes to a :class:`Sink`.
 
 Contract of :class:`LocalJob`: call :meth:`LocalJob.start` once (it spawns, or raises
-:class:`~codebolt_topo.errors.ExecError` with code ``not-found`` or ``spawn-failed``), send
-``started``, then await :meth:`LocalJob.run`, which pumps stdout/stderr/notifications through
-``send`` and returns the ``exit`` message *after* every output frame was sent. Control methods
+:class:`~codebolt_topo.errors.ExecError` with code ``not-found`` or ``spawn-failed``), then await
+:meth:`LocalJob.run`, which pumps stdout/stderr/notifications into the sink and returns the
+``exit`` message (without ``ch``) *after* every output chunk reached the sink. Control methods
 (:meth:`cancel`, :meth:`signal`, :meth:`write_stdin`, :meth:`close_stdin`) may be called at any
 time after ``start``.
 
 Each job runs in its own session (``start_new_session``) so that cancel and timeout reach the
 whole process group: SIGTERM, then SIGKILL after :data:`KILL_GRACE`. Output is read in chunks of
-at most 64 KiB and each chunk is sent, awaited, before the next read: a slow consumer stalls the
-pipe, not our memory.
+at most 64 KiB and each chunk is handed to the sink, awaited, before the next read: a sink whose
+window is full stalls the pipe, and so the child, not our memory.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import logging
 import os
 import signal as signals
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from codebolt_topo.errors import ExecError, ProtocolError
-from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDOUT, encode, pack_data
+from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDOUT
 
-__all__ = ["KILL_GRACE", "LINGER_GRACE", "LocalJob", "parse_signal"]
+__all__ = ["KILL_GRACE", "LINGER_GRACE", "LocalJob", "Sink", "parse_signal"]
 
 KILL_GRACE = 1.0
 """Seconds between SIGTERM and SIGKILL when a job is cancelled or times out."""
@@ -38,7 +38,23 @@ LINGER_GRACE = 1.0
 _NOTIFY_LINE_LIMIT = 1024 * 1024
 log = logging.getLogger(__name__)
 
-Send = Callable[[str | bytes], Awaitable[None]]
+
+
+class Sink(Protocol):
+    """Where a job's output goes (the held job's replay buffers)."""
+
+    @property
+    def paused(self) -> bool:
+        """True while an output call waits for the window: a slow reader, not a stuck pipe."""
+
+    async def output(self, stream: int, data: bytes) -> None:
+        """Take one chunk; returns once the next chunk may be read (the window has room)."""
+
+    def notify(self, kind: str, data: Any) -> None:
+        """A notification line from the job."""
+
+    def release(self) -> None:
+        """The job is being killed: stop holding the pipes back, so they drain and close."""
 
 
 def parse_signal(name: str) -> signals.Signals:
@@ -55,15 +71,14 @@ def parse_signal(name: str) -> signals.Signals:
 class LocalJob:
     """One ``exec`` target that is this node. Not reusable."""
 
-    def __init__(self, *, node: str, ch: int, request: dict[str, Any], base_env: Mapping[str, str],
-                 workspace: Path, send: Send) -> None:
+    def __init__(self, *, node: str, request: dict[str, Any], base_env: Mapping[str, str],
+                 workspace: Path, sink: Sink) -> None:
         self.node = node
-        self.ch = ch
         self.request_id: str = request["id"]
         self._request = request
         self._base_env = base_env
         self._workspace = workspace
-        self._send = send
+        self._sink = sink
         self._proc: asyncio.subprocess.Process | None = None
         self._notify: asyncio.StreamReader | None = None
         self._stdin_queue: asyncio.Queue[bytes | None] | None = None
@@ -142,10 +157,10 @@ class LocalJob:
                 self.timed_out = True
                 self._kill_soon()
                 await proc.wait()
-            _, pending = await asyncio.wait(readers, timeout=LINGER_GRACE)
+            pending = await self._linger(readers)
             if pending:  # something in the group still holds the pipes open
                 self._killpg(signals.SIGKILL)
-                _, pending = await asyncio.wait(pending, timeout=LINGER_GRACE)
+                await self._linger(pending)
             for task in readers:
                 if task.done():
                     task.result()  # re-raises a failed send: the caller's connection is gone
@@ -160,19 +175,29 @@ class LocalJob:
             self._killpg(signals.SIGKILL)
         code = proc.returncode
         assert code is not None
-        return {"t": "exit", "ch": self.ch, "node": self.node,
+        return {"t": "exit", "node": self.node,
                 "code": code if code >= 0 else None,
                 "signal": signals.Signals(-code).name if code < 0 else None,
                 "duration": round(time.monotonic() - self._started, 6),
                 "timed_out": self.timed_out, "cancelled": self.cancelled,
                 "stdout_bytes": counts[STDOUT], "stderr_bytes": counts[STDERR]}
 
+    async def _linger(self, readers: Iterable[asyncio.Future[None]]
+                      ) -> set[asyncio.Future[None]]:
+        """Wait for the readers; the grace only runs out while they are not held back by the
+        window (a slow reader is not a lingering process)."""
+        pending = set(readers)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=LINGER_GRACE)
+            if pending and not self._sink.paused:
+                break
+        return pending
+
     async def _pump(self, reader: asyncio.StreamReader, stream: int, counts: list[int]) -> None:
-        send, ch = self._send, self.ch
+        output = self._sink.output
         while chunk := await reader.read(CHUNK_SIZE):
-            offset = counts[stream]
-            counts[stream] = offset + len(chunk)
-            await send(pack_data(stream, ch, offset, chunk))
+            counts[stream] += len(chunk)
+            await output(stream, chunk)
 
     async def _pump_notify(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
@@ -185,8 +210,7 @@ class LocalJob:
                 log.warning("job %s on %s wrote an invalid notification line", self.request_id,
                             self.node)
                 continue
-            await self._send(encode({"t": "notify", "ch": self.ch, "node": self.node,
-                                     "kind": kind, "data": note.get("data")}))
+            self._sink.notify(kind, note.get("data"))
 
     async def write_stdin(self, offset: int, data: bytes | memoryview) -> None:
         """Queue stdin bytes (offsets must be contiguous); waits when the child reads slowly."""
@@ -231,6 +255,7 @@ class LocalJob:
             self._kill_soon()
 
     def _kill_soon(self) -> None:
+        self._sink.release()
         if self._killer is None:
             self._killer = asyncio.ensure_future(self._terminate())
 

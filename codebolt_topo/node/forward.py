@@ -5,19 +5,22 @@ sent downstream. It maps downstream channels to channels it allocates on the ups
 (channels are hop-local), relays output frames with only the header rewritten, and turns a
 request-wide downstream error or a lost link into one ``error`` per target still open, so the
 upstream side never sees another hop's failure end targets that are not its own.
+:func:`forward_request` picks next hops for a request's remote targets and sends the shares.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from codebolt_topo.errors import TopoError
 from codebolt_topo.node.link import Link
 from codebolt_topo.node.protocol import HEADER, RequestTracker, encode, error_message, rechannel
+from codebolt_topo.node.router import Router, check_forward
 
 if TYPE_CHECKING:
     from codebolt_topo.node.session import InboundRequest, Session
 
-__all__ = ["Forward", "ForwardedJob"]
+__all__ = ["Forward", "ForwardedJob", "forward_request"]
 
 
 class ForwardedJob:
@@ -42,6 +45,10 @@ class ForwardedJob:
     async def notify(self, kind: str, data: Any) -> None:
         await self.forward.link.send(encode({"t": "notify", "ch": self.down_ch, "kind": kind,
                                              "data": data}))
+
+    async def ack(self, stdout: int, stderr: int) -> None:
+        await self.forward.link.send(encode({"t": "ack", "ch": self.down_ch, "stdout": stdout,
+                                             "stderr": stderr}))
 
 
 class Forward:
@@ -116,3 +123,58 @@ class Forward:
             down, up = by_node.get(target, (None, None))
             await self._finish(down, encode(error_message(self.request.id, target, hop, code,
                                                           message, up)), target)
+
+
+async def forward_request(session: Session, request: InboundRequest, msg: dict[str, Any],
+                          targets: list[str]) -> None:
+    """Send ``msg`` (an ``exec`` or ``attach``) on towards ``targets``, split by next hop.
+
+    Each share keeps the request's original id in ``origin`` (the executing node's key) even
+    when this link renames it; a target whose next hops all fail ends ``unreachable``.
+    """
+    core = session.core
+    hops = msg.get("hops", core.runtime.hop_limit)
+    path: list[str] = msg.get("path", [])
+    refused = check_forward(core.name, hops, path)
+    if refused is not None:
+        for target in targets:
+            await session.fail(request, target, core.name, *refused)
+        return
+    router: Router = core.router
+    pending: dict[str, list[str]] = {}
+    for target in targets:
+        hops_for = router.candidates(target)
+        if hops_for:
+            pending[target] = hops_for
+        else:
+            await session.fail(request, target, core.name, "unreachable",
+                               f"node {core.name!r} has no route to {target!r}")
+    down = {**msg, "hops": hops - 1, "path": [*path, core.name],
+            "origin": msg.get("origin", msg["id"])}
+    while pending:
+        retry: dict[str, list[str]] = {}
+        for hop, share in Router.split(pending).items():
+            if request.cancelled or request.detached or session.closed:
+                for target in share:
+                    await session.fail(request, target, core.name, "cancelled",
+                                       "request cancelled before it was forwarded")
+                continue
+            forward: Forward | None = None
+            try:
+                link = await router.link(hop)
+                forward = Forward(session, request, link, link.fresh_id(request.id), share)
+                request.forwards.append(forward)
+                await link.request({**down, "id": forward.link_id,
+                                    "target": share[0] if len(share) == 1 else share}, forward)
+            except TopoError as exc:
+                if forward is not None:
+                    request.forwards.remove(forward)
+                for target in share:
+                    rest = pending[target][1:]
+                    if rest:
+                        retry[target] = rest
+                    else:
+                        await session.fail(request, target, core.name, "unreachable",
+                                           f"node {core.name!r} cannot reach next hop {hop!r} "
+                                           f"for target {target!r}: {exc}")
+        pending = retry

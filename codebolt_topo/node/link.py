@@ -43,8 +43,13 @@ class Handler(Protocol):
         """The connection ended before ``done``."""
 
 
-async def open_connection(url: str, token: str, name: str | None = None) -> ClientConnection:
+async def open_connection(url: str, token: str, name: str | None = None,
+                          keepalive: tuple[float | None, float] = (None, 20.0),
+                          ) -> ClientConnection:
     """Open a protocol connection, translating failures into the project's errors.
+
+    ``keepalive`` is (ping interval or None, pong timeout) in seconds: a peer that stops
+    answering pings is a lost connection (``peer-lost``), even when TCP never says so.
 
     401/403 become :class:`ConfigError` (the token or the client is wrong, retrying won't help);
     anything else that prevents the connection becomes :class:`ExecError` code ``unreachable``.
@@ -55,7 +60,8 @@ async def open_connection(url: str, token: str, name: str | None = None) -> Clie
             url, additional_headers={"Authorization": f"Bearer {token}"},
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             compression=None, max_size=MAX_MESSAGE_SIZE, open_timeout=_CONNECT_TIMEOUT,
-            ping_interval=None, user_agent_header=None)
+            ping_interval=keepalive[0], ping_timeout=keepalive[1], close_timeout=keepalive[1],
+            user_agent_header=None)
     except InvalidStatus as exc:
         status = exc.response.status_code
         if status == 401:
@@ -85,9 +91,10 @@ class Link:
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def open(cls, url: str, token: str, name: str) -> Link:
+    async def open(cls, url: str, token: str, name: str,
+                   keepalive: tuple[float | None, float] = (None, 20.0)) -> Link:
         """Connect to ``url`` presenting ``token``; see :func:`open_connection` for errors."""
-        return cls(await open_connection(url, token, name), name)
+        return cls(await open_connection(url, token, name, keepalive), name)
 
     @property
     def closed(self) -> bool:

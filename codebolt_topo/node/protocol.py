@@ -12,6 +12,7 @@ which is never copied on decode (a ``memoryview``) and copied once on encode.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from collections.abc import Iterable
@@ -36,8 +37,10 @@ __all__ = [
     "decode",
     "encode",
     "error_message",
+    "fingerprint",
     "pack_data",
     "rechannel",
+    "resume_offsets",
     "targets_of",
     "unpack_data",
 ]
@@ -57,7 +60,7 @@ _MAX_CH: Final = 0xFFFFFFFF
 
 ERROR_CODES: Final = frozenset({
     "bad-request", "forbidden", "gateway-inactive", "unreachable", "hop-limit", "loop",
-    "not-found", "spawn-failed", "cancelled", "peer-lost", "internal",
+    "not-found", "spawn-failed", "cancelled", "peer-lost", "internal", "truncated", "conflict",
 })
 
 _STR = (str,)
@@ -72,16 +75,22 @@ _SCHEMA: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
     "exec": {"id": (_STR, True), "target": ((str, list), True), "argv": (_LIST, False),
              "shell": (_STR, False), "env": (_DICT, False), "cwd": (_OPT_STR, False),
              "timeout": ((int, float, type(None)), False), "stdin": ((bool,), False),
-             "hops": (_INT, False), "path": (_LIST, False)},
+             "hops": (_INT, False), "path": (_LIST, False), "origin": (_STR, False),
+             "digest": (_STR, False), "resume": (_DICT, False)},
+    "attach": {"id": (_STR, True), "target": ((str, list), True), "hops": (_INT, False),
+               "path": (_LIST, False), "origin": (_STR, False), "resume": (_DICT, False)},
+    "ack": {"ch": (_INT, True), "stdout": (_INT, True), "stderr": (_INT, True)},
+    "detach": {"id": (_STR, True)},
     "cancel": {"id": (_STR, True)},
     "signal": {"ch": (_INT, True), "signal": (_STR, True)},
     "eof": {"ch": (_INT, True)},
     "notify": {"kind": (_STR, True), "data": (_ANY, False), "ch": (_INT, False),
                "id": (_STR, False), "node": (_OPT_STR, False)},
     "configure": {"config": (_DICT, True), "id": (_STR, False)},
-    "info": {"id": (_STR, False)},
+    "info": {"id": (_STR, False), "detail": ((bool,), False)},
     "started": {"id": (_STR, True), "ch": (_INT, True), "node": (_STR, True),
-                "pid": ((int, type(None)), False), "path": (_LIST, False)},
+                "pid": ((int, type(None)), False), "path": (_LIST, False),
+                "window": (_INT, False)},
     "exit": {"ch": (_INT, True), "node": (_STR, True), "code": ((int, type(None)), False),
              "signal": (_OPT_STR, False), "duration": ((int, float), False),
              "timed_out": ((bool,), False), "cancelled": ((bool,), False),
@@ -92,6 +101,7 @@ _SCHEMA: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
     "configured": {"generation": (_INT, True), "id": (_STR, False)},
 }
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -126,7 +136,38 @@ def decode(text: str | bytes) -> dict[str, Any]:
             raise ProtocolError(f"{kind}: field {field!r} has the wrong type")
     if kind == "exec":
         _check_exec(message)
+    elif kind == "attach":
+        targets_of(message)
+    if "resume" in message:
+        _check_resume(message["resume"])
     return message
+
+
+def _check_resume(resume: dict[str, Any]) -> None:
+    for node, offsets in resume.items():
+        if not isinstance(offsets, dict) or not all(
+                isinstance(offsets.get(s, 0), int) and not isinstance(offsets.get(s, 0), bool)
+                and offsets.get(s, 0) >= 0 for s in ("stdout", "stderr")):
+            raise ProtocolError(f"resume: offsets of {node!r} must be non-negative integers")
+
+
+def resume_offsets(message: dict[str, Any], node: str) -> tuple[int, int]:
+    """(stdout, stderr) offsets from which ``node``'s output is wanted (0, 0 when not resuming).
+    """
+    offsets = message.get("resume", {}).get(node) or {}
+    return int(offsets.get("stdout", 0)), int(offsets.get("stderr", 0))
+
+
+def fingerprint(message: dict[str, Any]) -> str:
+    """Digest of what an ``exec`` asks for: the same request id with another digest is a
+    ``conflict``. It covers the command, env, cwd, timeout, stdin flag and the full target list
+    (computed where the request enters, so later hops that split targets keep it unchanged)."""
+    payload = {key: message.get(key) for key in ("argv", "shell", "env", "cwd", "timeout")}
+    payload["stdin"] = bool(message.get("stdin"))
+    payload["target"] = targets_of(message)
+    if payload["env"] == {}:
+        payload["env"] = None
+    return hashlib.sha256(_CANONICAL.encode(payload).encode()).hexdigest()[:32]
 
 
 def _check_exec(message: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ class Router:
         self.routes: dict[str, list[str]] = {}
         self._links: dict[str, Link] = {}
         self._opening: dict[str, asyncio.Lock] = {}
+        self._keepalive: tuple[float | None, float] = (None, 20.0)
 
     def update(self, runtime: RuntimeConfig) -> list[Link]:
         """Adopt new peers and routes; returns links to close (their peer changed or left)."""
@@ -46,6 +47,7 @@ class Router:
                  if runtime.peers.get(name) != self.peers.get(name)]
         for link in stale:
             del self._links[link.name]
+        self._keepalive = (runtime.keepalive_interval, runtime.keepalive_timeout)
         self.peers = dict(runtime.peers)
         self.routes = {dest: list(hops) for dest, hops in runtime.routes.items()}
         return stale
@@ -79,7 +81,7 @@ class Router:
             if spec is None:
                 raise ExecError(f"node {self.node!r} has no peer {peer!r}", node=peer,
                                 hop=self.node, code="unreachable")
-            link = await Link.open(spec.url, spec.token, peer)
+            link = await Link.open(spec.url, spec.token, peer, keepalive=self._keepalive)
             self._links[peer] = link
             log.info("link %s -> %s open", self.node, peer)
             return link

@@ -3,11 +3,15 @@
 It only moves frames: the handshake hook authenticates (``auth.py``), then each connection's
 frames go, in order, to its session. No compression (bulk output would crawl), a frame limit that
 fits a 64 KiB chunk plus header with room for large control messages, and the ``codebolt.v1``
-subprotocol required.
+subprotocol required. Each connection is pinged every ``keepalive_interval`` (read live from the
+runtime config): a caller or upstream hop that stops answering is dropped, which detaches its
+jobs (they keep running for the caller's resume).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -39,6 +43,7 @@ async def start_server(core: NodeCore, host: str, port: int) -> Server:
         session = Session(core, principal, ws.send, disconnect)
         core.sessions.add(session)
         log.debug("connection from %s (%s)", principal, ws.remote_address)
+        pinger = asyncio.ensure_future(_keepalive(ws, core))
         try:
             async for frame in ws:
                 if isinstance(frame, str):
@@ -48,6 +53,7 @@ async def start_server(core: NodeCore, host: str, port: int) -> Server:
         except ConnectionClosed:
             pass
         finally:
+            pinger.cancel()
             core.sessions.discard(session)
             await session.close()
 
@@ -55,3 +61,21 @@ async def start_server(core: NodeCore, host: str, port: int) -> Server:
                        subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                        compression=None, max_size=MAX_MESSAGE_SIZE, ping_interval=None,
                        server_header=None)
+
+
+async def _keepalive(ws: ServerConnection, core: NodeCore) -> None:
+    """Ping ``ws`` while it is open; abort it when a pong does not come back in time."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            interval = core.runtime.keepalive_interval
+            await asyncio.sleep(interval or 1.0)
+            if interval is None:
+                continue
+            pong = await ws.ping()
+            try:
+                await asyncio.wait_for(pong, core.runtime.keepalive_timeout)
+            except TimeoutError:
+                log.warning("connection from %s stopped answering pings; dropping it",
+                            ws.remote_address)
+                ws.transport.abort()
+                return

@@ -2,10 +2,15 @@
 
 The websockets adapter feeds every frame to :meth:`Session.handle_text` or
 :meth:`Session.handle_binary`, in order, and calls :meth:`Session.close` when the connection
-ends (which cancels everything the connection started). A request's targets that are this node
-run as :class:`~codebolt_topo.node.executor.LocalJob`; the rest are split by next hop and sent
-down the router's links as :class:`~codebolt_topo.node.forward.Forward` shares. When every target
-has ended (``exit`` or ``error``) the session sends ``done``.
+ends. A request's target that is this node becomes a
+:class:`~codebolt_topo.node.jobs.Subscription` to the job the node holds for the request id (a
+new job, or the one a duplicate or resumed request finds); the rest are split by next hop and
+sent down the router's links as :class:`~codebolt_topo.node.forward.Forward` shares. When every
+target has ended (``exit`` or ``error``) the session sends ``done``.
+
+Closing the connection does not kill jobs: local subscriptions detach (the job keeps running
+for its lease) and every forwarded share is told ``detach`` downstream, so the executing node
+holds the output for the caller's resume instead of pushing it into a dead path.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
-from codebolt_topo.errors import ExecError, ProtocolError, TopoError
+from codebolt_topo.errors import ExecError, ProtocolError
 from codebolt_topo.node.executor import LocalJob, parse_signal
-from codebolt_topo.node.forward import Forward, ForwardedJob
+from codebolt_topo.node.forward import Forward, ForwardedJob, forward_request
+from codebolt_topo.node.jobs import Subscription
 from codebolt_topo.node.protocol import (
     STDIN,
     ChannelTable,
@@ -28,10 +34,11 @@ from codebolt_topo.node.protocol import (
     decode,
     encode,
     error_message,
+    fingerprint,
+    resume_offsets,
     targets_of,
     unpack_data,
 )
-from codebolt_topo.node.router import Router, check_forward
 
 if TYPE_CHECKING:
     from codebolt_topo.node.core import NodeCore
@@ -39,20 +46,21 @@ if TYPE_CHECKING:
 __all__ = ["InboundRequest", "Session"]
 
 log = logging.getLogger(__name__)
-Job = LocalJob | ForwardedJob
+Job = Subscription | ForwardedJob
 
 
 class InboundRequest:
     """An ``exec`` received on a session: open targets, local jobs, downstream shares."""
 
-    __slots__ = ("cancelled", "forwards", "id", "local", "tracker")
+    __slots__ = ("cancelled", "detached", "forwards", "id", "local", "tracker")
 
     def __init__(self, request_id: str, targets: list[str]) -> None:
         self.id = request_id
         self.tracker = RequestTracker(targets)
-        self.local: list[LocalJob] = []
+        self.local: list[Subscription] = []
         self.forwards: list[Forward] = []
         self.cancelled = False
+        self.detached = False
 
 
 class Session:
@@ -105,8 +113,8 @@ class Session:
             job = self.channels.get(ch)
             if stream != STDIN or job is None:
                 raise ProtocolError(f"data frame for unknown channel {ch} or stream {stream}")
-            if isinstance(job, LocalJob):
-                await job.write_stdin(offset, payload)
+            if isinstance(job, Subscription):
+                await job.job.local.write_stdin(offset, payload)
             else:
                 await job.stdin(frame)
         except (ProtocolError, ExecError) as exc:
@@ -120,13 +128,19 @@ class Session:
         if refusal is not None:
             code, text = refusal
             await self.send(encode(error_message(msg.get("id"), None, core.name, code, text)))
-            if kind == "exec":
+            if kind in ("exec", "attach"):
                 await self.send(encode({"t": "done", "id": msg["id"]}))
             return
-        if kind == "exec":
+        if kind in ("exec", "attach"):
             self._exec(msg)
+        elif kind == "ack":
+            await self._ack(msg)
+        elif kind == "detach":
+            request = self.requests.pop(msg["id"], None)
+            if request is not None:
+                await self._detach(request)
         elif kind == "info":
-            await self.send(encode({**core.info(), **_reply_id(msg)}))
+            await self.send(encode({**core.info(bool(msg.get("detail"))), **_reply_id(msg)}))
         elif kind == "configure":
             await self.send(encode({**await core.configure(msg["config"]), **_reply_id(msg)}))
         elif kind == "cancel":
@@ -145,90 +159,62 @@ class Session:
         if rid in self.requests:
             raise ProtocolError(f"request id {rid!r} is already in use on this connection")
         targets = targets_of(msg)
+        if msg["t"] == "exec" and "digest" not in msg:
+            msg["digest"] = fingerprint(msg)  # where the request enters: the full target list
         request = self.requests[rid] = InboundRequest(rid, targets)
         name = self.core.name
         remote = [t for t in targets if t != name]
         if len(remote) != len(targets):
             self._spawn(self._run_local(request, msg))
         if remote:
-            self._spawn(self._forward(request, msg, remote))
+            self._spawn(forward_request(self, request, msg, remote))
 
     async def _run_local(self, request: InboundRequest, msg: dict[str, Any]) -> None:
-        core = self.core
-        job = LocalJob(node=core.name, ch=0, request=msg, base_env=core.base_env,
-                       workspace=core.workspace, send=self.send)
-        job.ch = self.channels.allocate(job)
+        core, name = self.core, self.core.name
+        key: str = msg.get("origin", msg["id"])
+        held = core.jobs.get(key)
+        if held is None and msg["t"] == "attach":
+            await self.fail(request, name, name, "truncated",
+                            f"node {name!r} no longer holds request {key!r} (its retention "
+                            f"expired, or it never ran here): output from offsets "
+                            f"{resume_offsets(msg, name)} is lost")
+            return
+        if held is None:
+            held = core.jobs.open(key, msg.get("digest"), lambda sink: LocalJob(
+                node=name, request=msg, base_env=core.base_env, workspace=core.workspace,
+                sink=sink))
+        elif msg["t"] == "exec" and held.digest != msg.get("digest"):
+            await self.fail(request, name, name, "conflict",
+                            f"node {name!r} already ran request {key!r} with another payload")
+            return
         try:
-            pid = await job.start()
+            pid = await asyncio.shield(held.ready)
         except ExecError as exc:
-            self.channels.release(job.ch)
-            await self.fail(request, core.name, core.name, exc.code, str(exc))
+            await self.fail(request, name, name, exc.code or "spawn-failed", str(exc))
             return
-        request.local.append(job)
-        core.jobs.add(job)
+        if self.closed or request.detached:
+            return
+        sub = Subscription(held)
         try:
-            await self.send(encode({"t": "started", "id": request.id, "ch": job.ch,
-                                    "node": core.name, "pid": pid,
-                                    "path": [*msg.get("path", ()), core.name]}))
-            if request.cancelled or self.closed:
-                job.cancel()
-            core.call_hook("codebolt_node_job_started", request_id=request.id, pid=pid)
-            exit_msg = await job.run()
-        finally:
-            core.jobs.discard(job)
-            self.channels.release(job.ch)
-        await self.send(encode(exit_msg))
-        core.call_hook("codebolt_node_job_ended", request_id=request.id, exit=exit_msg)
-        await self.end_target(request, core.name)
-
-    async def _forward(self, request: InboundRequest, msg: dict[str, Any],
-                       targets: list[str]) -> None:
-        core = self.core
-        hops = msg.get("hops", core.runtime.hop_limit)
-        path: list[str] = msg.get("path", [])
-        refused = check_forward(core.name, hops, path)
-        if refused is not None:
-            for target in targets:
-                await self.fail(request, target, core.name, *refused)
+            core.jobs.attach(held, sub, *resume_offsets(msg, name))
+        except ExecError as exc:
+            await self.fail(request, name, name, "truncated", str(exc))
             return
-        router: Router = core.router
-        pending: dict[str, list[str]] = {}
-        for target in targets:
-            hops_for = router.candidates(target)
-            if hops_for:
-                pending[target] = hops_for
-            else:
-                await self.fail(request, target, core.name, "unreachable",
-                                f"node {core.name!r} has no route to {target!r}")
-        down = {**msg, "hops": hops - 1, "path": [*path, core.name]}
-        while pending:
-            retry: dict[str, list[str]] = {}
-            for hop, share in Router.split(pending).items():
-                if request.cancelled or self.closed:
-                    for target in share:
-                        await self.fail(request, target, core.name, "cancelled",
-                                        "request cancelled before it was forwarded")
-                    continue
-                forward: Forward | None = None
-                try:
-                    link = await router.link(hop)
-                    forward = Forward(self, request, link, link.fresh_id(request.id), share)
-                    request.forwards.append(forward)
-                    await link.request({**down, "id": forward.link_id,
-                                        "target": share[0] if len(share) == 1 else share},
-                                       forward)
-                except TopoError as exc:
-                    if forward is not None:
-                        request.forwards.remove(forward)
-                    for target in share:
-                        rest = pending[target][1:]
-                        if rest:
-                            retry[target] = rest
-                        else:
-                            await self.fail(request, target, core.name, "unreachable",
-                                            f"node {core.name!r} cannot reach next hop "
-                                            f"{hop!r} for target {target!r}: {exc}")
-            pending = retry
+        sub.ch = self.channels.allocate(sub)
+        request.local.append(sub)
+        try:
+            await self.send(encode({"t": "started", "id": request.id, "ch": sub.ch,
+                                    "node": name, "pid": pid,
+                                    "path": [*msg.get("path", ()), name],
+                                    "window": held.window}))
+            if request.cancelled:
+                held.cancel()
+            finished = await sub.pump(self.send)
+        finally:
+            core.jobs.detach(held, sub)
+            self.channels.release(sub.ch)
+        if finished:
+            await self.end_target(request, name)
 
     async def fail(self, request: InboundRequest, node: str | None, hop: str, code: str,
                    message: str) -> None:
@@ -248,8 +234,8 @@ class Session:
 
     async def _cancel(self, request: InboundRequest) -> None:
         request.cancelled = True
-        for job in request.local:
-            job.cancel()
+        for sub in request.local:
+            sub.job.cancel()
         for forward in request.forwards:
             # A lost link is fine: its handler reports peer-lost for those targets.
             with contextlib.suppress(ExecError):
@@ -261,12 +247,12 @@ class Session:
             return  # the job already ended: a late signal/eof is harmless
         try:
             if msg["t"] == "eof":
-                await job.eof() if isinstance(job, ForwardedJob) else job.close_stdin()
+                await job.eof() if isinstance(job, ForwardedJob) else job.job.local.close_stdin()
             elif isinstance(job, ForwardedJob):
                 parse_signal(msg["signal"])
                 await job.signal(msg["signal"])
             else:
-                job.signal(msg["signal"])
+                job.job.local.signal(msg["signal"])
         except (ValueError, KeyError):
             raise ProtocolError(f"unknown signal {msg.get('signal')!r}") from None
         except ExecError:
@@ -277,11 +263,11 @@ class Session:
         if "ch" in msg:
             job = self.channels.get(msg["ch"])
             jobs: list[Job] = [job] if job is not None else []
-            request_id = job.request_id if isinstance(job, LocalJob) else None
+            request_id = job.job.key if isinstance(job, Subscription) else None
         else:
             request = self.requests.get(msg.get("id") or "")
             jobs = [*request.local] if request else []
-            request_id = request.id if request else None
+            request_id = (request.local[0].job.key if request and request.local else None)
             for forward in request.forwards if request else ():
                 await forward.link.send(encode({"t": "notify", "id": forward.link_id,
                                                 "kind": kind, "data": data}))
@@ -297,13 +283,32 @@ class Session:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
+    async def _ack(self, msg: dict[str, Any]) -> None:
+        job = self.channels.get(msg["ch"])
+        try:
+            if isinstance(job, Subscription):
+                job.ack(msg["stdout"], msg["stderr"])
+            elif job is not None:
+                await job.ack(msg["stdout"], msg["stderr"])
+        except ExecError:
+            pass  # link lost; its handler reports peer-lost and the caller resumes
+
+    async def _detach(self, request: InboundRequest) -> None:
+        """The caller of ``request`` went away: leave its jobs running, stop sending."""
+        request.detached = True
+        for sub in request.local:
+            sub.close()
+        for forward in request.forwards:
+            with contextlib.suppress(ExecError):
+                await forward.link.send(encode({"t": "detach", "id": forward.link_id}))
+            forward.link.forget(forward.link_id)
+
     async def close(self) -> None:
-        """The connection ended: cancel every job it started and wait for them to stop."""
+        """The connection ended: detach from every job it started (they keep running)."""
         self.closed = True
-        for request in list(self.requests.values()):
-            await self._cancel(request)
-            for forward in request.forwards:
-                forward.link.forget(forward.link_id)
+        requests, self.requests = list(self.requests.values()), {}
+        for request in requests:
+            await self._detach(request)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

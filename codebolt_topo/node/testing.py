@@ -122,10 +122,23 @@ class Cluster:
             raise
         return self
 
-    def _spawn(self, node: str) -> int:
+    def restart(self, node: str, timeout: float = 15.0) -> None:
+        """Start ``node`` again on its old port (after a test killed it); not yet configured."""
+        fd = self._spawn(node, self.ports[node])
+        with os.fdopen(fd, "rb") as pipe:
+            ready, _, _ = select.select([pipe], [], [], timeout)
+            line = pipe.readline() if ready else b""
+        if not line:
+            raise RuntimeError(f"node {node} did not restart")
+        self.pids[node] = json.loads(line)["pid"]
+
+    def _spawn(self, node: str, port: int = 0) -> int:
         home = self.root / node
         (home / "ws").mkdir(parents=True, exist_ok=True)
-        config = LaunchConfig(topology="test", node=node, port=0,
+        old = self.procs.pop(node, None)
+        if old is not None:
+            old.wait()
+        config = LaunchConfig(topology="test", node=node, port=port,
                               admin_token_digest=token_digest(self.admin_token),
                               workspace=str(home / "ws"), state_dir=str(home))
         path = home / "launch.json"
@@ -166,9 +179,10 @@ class Cluster:
             async with NodeClient.connect(self.url(node), self.admin_token, name=node) as client:
                 await client.configure(self.runtime(node, **per_node.get(node, {})))
 
-    def client(self, node: str) -> Any:
-        """``NodeClient.connect`` to ``node`` as admin (an async context manager)."""
-        return NodeClient.connect(self.url(node), self.admin_token, name=node)
+    def client(self, node: str, **options: Any) -> Any:
+        """``NodeClient.connect`` to ``node`` as admin (an async context manager); ``options``
+        go to ``connect`` (``resume``, ``retries``, ``keepalive``)."""
+        return NodeClient.connect(self.url(node), self.admin_token, name=node, **options)
 
     def stop(self, timeout: float = 5.0) -> dict[str, int | None]:
         """SIGTERM every daemon, SIGKILL whatever is left of its group; returns exit codes."""

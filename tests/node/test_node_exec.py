@@ -217,7 +217,7 @@ def test_dead_next_hop_is_unreachable_and_lost_link_is_peer_lost(make_cluster) -
     job_pids: list[int] = []
 
     async def long_job() -> Failed:
-        async with cluster.client("a") as client:
+        async with cluster.client("a", resume=False) as client:
             handle = await client.exec("c", shell="echo go; sleep 30")
             async for event in handle:
                 if isinstance(event, Started) and event.pid is not None:

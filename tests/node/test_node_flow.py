@@ -1,0 +1,136 @@
+"""Pure flow control and resume rules: replay buffer, ack policy, fingerprints, new messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from codebolt_topo.errors import ProtocolError
+from codebolt_topo.node import protocol as p
+from codebolt_topo.node.flow import SEGMENT, AckPolicy, ReplayBuffer
+
+
+def filled(data: bytes, pieces: int = 7) -> ReplayBuffer:
+    buffer = ReplayBuffer()
+    step = max(1, len(data) // pieces)
+    for i in range(0, len(data), step):
+        buffer.append(data[i:i + step])
+    return buffer
+
+
+def read_all(buffer: ReplayBuffer, offset: int) -> bytes:
+    out = []
+    while offset < buffer.end:
+        chunk = buffer.read(offset)
+        assert 0 < len(chunk) <= SEGMENT
+        out.append(chunk)
+        offset += len(chunk)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("size", [0, 1, SEGMENT - 1, SEGMENT, 3 * SEGMENT + 17])
+def test_replay_returns_exactly_what_was_appended(size: int) -> None:
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    buffer = filled(data)
+    assert buffer.end == size
+    assert read_all(buffer, 0) == data
+    for offset in (0, size // 3, size):
+        assert read_all(buffer, offset) == data[offset:]
+
+
+def test_tiny_writes_coalesce_into_segments() -> None:
+    buffer = ReplayBuffer()
+    for _ in range(1000):
+        buffer.append(b"x" * 10)
+    assert buffer.read(0) == b"x" * 10_000
+
+
+def test_trim_forgets_acknowledged_bytes_and_refuses_older_offsets() -> None:
+    data = bytes(5 * SEGMENT)
+    buffer = filled(data)
+    buffer.trim(2 * SEGMENT + 5)
+    assert buffer.base == 2 * SEGMENT + 5
+    assert buffer.held == 3 * SEGMENT - 5
+    assert read_all(buffer, buffer.base) == data[buffer.base:]
+    with pytest.raises(ProtocolError, match="outside held range"):
+        buffer.read(SEGMENT)
+    buffer.trim(10)  # stale ack: ignored
+    assert buffer.base == 2 * SEGMENT + 5
+    with pytest.raises(ProtocolError, match="beyond"):
+        buffer.trim(buffer.end + 1)
+
+
+def test_trim_then_append_keeps_offsets() -> None:
+    buffer = filled(b"a" * (SEGMENT + 10))
+    buffer.trim(buffer.end)
+    buffer.append(b"bcd")
+    assert buffer.held == 3
+    assert buffer.read(SEGMENT + 10) == b"bcd"
+
+
+def test_empty_buffer_after_full_trim_accepts_new_segment() -> None:
+    buffer = filled(b"z" * (2 * SEGMENT))
+    buffer.trim(2 * SEGMENT)
+    buffer.append(b"q" * (SEGMENT + 1))
+    assert read_all(buffer, 2 * SEGMENT) == b"q" * (SEGMENT + 1)
+
+
+def test_ack_policy_acks_every_half_window() -> None:
+    policy = AckPolicy(1000)
+    assert not policy.consume(p.STDOUT, 499)
+    assert policy.consume(p.STDOUT, 500)
+    assert policy.take() == (500, 0)
+    assert not policy.due
+    assert policy.consume(p.STDERR, 600)
+    assert policy.take() == (500, 600)
+
+
+def test_ack_policy_without_window_never_acks() -> None:
+    policy = AckPolicy(None)
+    assert not policy.consume(p.STDOUT, 10**9)
+
+
+def test_fingerprint_covers_payload_not_routing() -> None:
+    base: dict[str, object] = {"t": "exec", "id": "r", "target": ["b", "c"],
+                               "argv": ["echo", "x"], "env": {}, "cwd": None, "timeout": None,
+                               "stdin": False}
+    same = {**base, "id": "other", "hops": 3, "path": ["a"], "env": None}
+    assert p.fingerprint(base) == p.fingerprint(same)
+    for change in ({"argv": ["echo", "y"]}, {"env": {"A": "1"}}, {"cwd": "w"}, {"timeout": 1},
+                   {"stdin": True}, {"target": ["b"]}):
+        assert p.fingerprint({**base, **change}) != p.fingerprint(base)
+
+
+def test_resume_offsets_default_to_zero() -> None:
+    msg = {"resume": {"c": {"stdout": 5}}}
+    assert p.resume_offsets(msg, "c") == (5, 0)
+    assert p.resume_offsets(msg, "d") == (0, 0)
+    assert p.resume_offsets({}, "c") == (0, 0)
+
+
+@pytest.mark.parametrize("msg", [
+    {"t": "ack", "ch": 1, "stdout": 10, "stderr": 0},
+    {"t": "detach", "id": "r"},
+    {"t": "attach", "id": "r#2", "origin": "r", "target": "c",
+     "resume": {"c": {"stdout": 1, "stderr": 2}}},
+    {"t": "exec", "id": "r", "target": "c", "argv": ["true"], "digest": "ab", "origin": "q"},
+    {"t": "started", "id": "r", "ch": 1, "node": "c", "pid": 3, "window": 1024},
+    {"t": "info", "detail": True},
+])
+def test_new_messages_round_trip(msg: dict[str, object]) -> None:
+    assert p.decode(p.encode(msg)) == msg
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ('{"t":"ack","ch":1,"stdout":1}', "missing field 'stderr'"),
+    ('{"t":"attach","id":"r","target":[]}', "non-empty list"),
+    ('{"t":"attach","id":"r","target":"c","resume":{"c":{"stdout":-1}}}', "non-negative"),
+    ('{"t":"attach","id":"r","target":"c","resume":{"c":3}}', "non-negative"),
+])
+def test_new_messages_rejected(text: str, fragment: str) -> None:
+    with pytest.raises(ProtocolError, match=fragment):
+        p.decode(text)
+
+
+def test_new_error_codes() -> None:
+    assert {"truncated", "conflict"} <= p.ERROR_CODES
