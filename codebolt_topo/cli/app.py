@@ -442,6 +442,7 @@ def exec_(
             from_node=from_node,
             all_nodes=all_nodes,
             body=body,
+            requires=requires,
         )
     )
 

@@ -238,6 +238,7 @@ def exec_with_snapshots(
     from_node: str | None,
     all_nodes: bool,
     body: Callable[[], int],
+    requires: list[str] | None = None,
 ) -> int:
     """``codebolt exec --snapshot before|after|both``: snapshot each target, run, snapshot.
 
@@ -255,6 +256,8 @@ def exec_with_snapshots(
         raise ConfigError(f"--snapshot must be before, after or both, not {when!r}")
     if not (objective and thread and run):
         raise ConfigError("--snapshot needs --objective, --thread and --run")
+    if requires:
+        raise ConfigError("--snapshot needs named targets; --requires picks its node at run time")
     file, rest = parse_exec_args(args)
     targets = None if all_nodes or not rest else [t for t in rest[0].split(",") if t]
     entry = resolve_entry(file, targets, from_node=from_node, all_nodes=all_nodes)

@@ -40,10 +40,16 @@ _HEX = re.compile(rb"[0-9a-f]{40}")
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """What to export: some threads, every thread of some objectives, or (both empty) all."""
+    """What to export: some threads, every thread of some objectives, or (both empty) all.
+
+    ``remotes`` adds the diverged copies kept side by side (``refs/narrative/remotes/...``) of
+    the selected threads, under their own names: sync along a chain uses it so a copy that
+    diverged at one hop still reaches the next one, namespaced by the environment it came from.
+    """
 
     threads: frozenset[str] = field(default_factory=frozenset)
     objectives: frozenset[str] = field(default_factory=frozenset)
+    remotes: bool = False
 
     @classmethod
     def thread(cls, *ids: str) -> Selection:
@@ -54,8 +60,8 @@ class Selection:
         return cls(objectives=frozenset(validate_id(i, "objective id") for i in ids))
 
     @classmethod
-    def everything(cls) -> Selection:
-        return cls()
+    def everything(cls, *, remotes: bool = False) -> Selection:
+        return cls(remotes=remotes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,19 +144,26 @@ def parse_bundle(data: bytes, limits: Limits) -> ParsedBundle:
 
 
 def _selected_tips(store: NarrativeStore, selection: Selection) -> dict[bytes, bytes]:
-    heads = {ref.encode(): sha.encode() for ref, sha in store.heads().items()}
+    local = {ref.encode(): sha.encode() for ref, sha in store.heads().items()}
+    every = {
+        ref.encode(): sha.encode()
+        for ref, sha in store.heads(include_remotes=selection.remotes).items()
+    }
     if not selection.threads and not selection.objectives:
-        return heads
+        return every
     wanted = {thread_ref(t) for t in selection.threads}
-    for ref, sha in heads.items():
-        commit = store.repo.object_store[ObjectID(sha)]
-        meta = parse_message(commit.message) if isinstance(commit, Commit) else None
-        if meta is not None and meta.objective_id in selection.objectives:
-            wanted.add(ref)
-    missing = sorted(r.decode() for r in wanted - heads.keys())
+    missing = sorted(r.decode() for r in wanted - local.keys())
     if missing:
         raise NarrativeError(f"no such thread: {', '.join(missing)}")
-    return {ref: heads[ref] for ref in wanted}
+    chosen: dict[bytes, bytes] = {}
+    for ref, sha in every.items():
+        commit = store.repo.object_store[ObjectID(sha)]
+        meta = parse_message(commit.message) if isinstance(commit, Commit) else None
+        if meta is None:
+            continue
+        if meta.objective_id in selection.objectives or thread_ref(meta.thread_id) in wanted:
+            chosen[ref] = sha
+    return chosen
 
 
 def _walk_commits(

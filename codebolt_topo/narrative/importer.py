@@ -11,6 +11,13 @@ Order of operations, which is the whole point of this module:
    ancestor of the incoming one is *diverged* and the incoming tip is kept beside it under
    ``refs/narrative/remotes/<source-env>/threads/<id>``, never over it.
 
+A bundle may also carry such side-by-side copies (sync re-exports them so they travel along a
+chain): ``refs/narrative/remotes/<origin>/threads/<id>`` keeps its name, so the copy stays
+namespaced by the environment that diverged, and moves only forward. A copy whose commits the
+local thread already holds is unchanged; one that conflicts with the copy we keep from the same
+origin (possible only when that origin's history was wiped) is kept under
+``<origin>.via.<source-env>``, and if even that conflicts it is skipped and reported.
+
 Nothing received is ever executed: no hooks run and no configuration is read from a peer.
 """
 
@@ -31,7 +38,14 @@ from codebolt_topo.narrative.errors import (
     UnsafeInputError,
 )
 from codebolt_topo.narrative.metadata import parse_message
-from codebolt_topo.narrative.names import parse_thread_ref, remote_thread_ref, validate_id
+from codebolt_topo.narrative.names import (
+    REMOTES_PREFIX,
+    parse_remote_thread_ref,
+    parse_thread_ref,
+    remote_thread_ref,
+    thread_ref,
+    validate_id,
+)
 from codebolt_topo.narrative.packs import write_pack
 from codebolt_topo.narrative.safety import ALLOWED_MODES, MODE_DIR, check_entry_name
 
@@ -61,6 +75,8 @@ class ImportReport:
     updated: list[RefChange] = field(default_factory=list)
     diverged: list[RefChange] = field(default_factory=list)
     unchanged: list[RefChange] = field(default_factory=list)
+    skipped: list[RefChange] = field(default_factory=list)
+    """Side-by-side copies that conflict with every name we could keep them under."""
     objects_written: int = 0
 
     @property
@@ -112,10 +128,16 @@ def import_objects(
 
 
 def _thread_refs(refs: dict[bytes, bytes]) -> dict[bytes, tuple[str, bytes]]:
-    threads = {ref: (parse_thread_ref(ref), sha) for ref, sha in refs.items() if ref != b"HEAD"}
+    threads = {ref: (_ref_thread(ref), sha) for ref, sha in refs.items() if ref != b"HEAD"}
     if not threads:
         raise UnsafeInputError("the archive carries no narrative thread refs")
     return threads
+
+
+def _ref_thread(ref: bytes) -> str:
+    if ref.startswith(REMOTES_PREFIX):
+        return parse_remote_thread_ref(ref)[1]
+    return parse_thread_ref(ref)
 
 
 def _presence(store: NarrativeStore) -> Callable[[bytes], bool]:
@@ -171,6 +193,9 @@ def _plan(
     moves: list[tuple[bytes, bytes | None, bytes]] = []
     current = store.repo.refs.as_dict()
     for ref, (thread, new) in sorted(threads.items()):
+        if ref.startswith(REMOTES_PREFIX):
+            _plan_copy(store, ref, thread, new, source_env, current, get, report, moves)
+            continue
         local = current.get(Ref(ref))
         change = RefChange(thread, ref.decode(), local.decode() if local else None, new.decode())
         if local is None:
@@ -193,6 +218,38 @@ def _plan(
                 report.diverged.append(side_change)
                 moves.append((side, old_side, new))
     return report, moves
+
+
+def _plan_copy(
+    store: NarrativeStore,
+    ref: bytes,
+    thread: str,
+    new: bytes,
+    source_env: str,
+    current: dict[Ref, ObjectID],
+    get: Getter,
+    report: ImportReport,
+    moves: list[tuple[bytes, bytes | None, bytes]],
+) -> None:
+    """Plan one incoming side-by-side copy (see the module docstring)."""
+    origin, _ = parse_remote_thread_ref(ref)
+    own = current.get(Ref(thread_ref(thread)))
+    candidates = [ref]
+    nested = f"{origin}.via.{source_env}"
+    if origin != source_env and len(nested) <= 127:
+        candidates.append(remote_thread_ref(nested, thread))
+    for name in candidates:
+        held = current.get(Ref(name))
+        change = RefChange(thread, name.decode(), held.decode() if held else None, new.decode())
+        known = [tip for tip in (held, own) if tip is not None]
+        if any(tip == new or _is_ancestor(store, new, tip, get) for tip in known):
+            report.unchanged.append(change)
+            return
+        if held is None or _is_ancestor(store, held, new, get):
+            (report.updated if held else report.created).append(change)
+            moves.append((name, held, new))
+            return
+    report.skipped.append(RefChange(thread, ref.decode(), None, new.decode()))
 
 
 def _is_ancestor(store: NarrativeStore, ancestor: bytes, descendant: bytes, get: Getter) -> bool:

@@ -187,10 +187,36 @@ class NarrativeStore:
         assert info is not None
         return info
 
-    def heads(self) -> dict[str, str]:
-        """Local thread refs and their tips: what a peer sends as ``have`` for incremental sync."""
+    def heads(self, *, include_remotes: bool = False) -> dict[str, str]:
+        """Local thread refs and their tips: what a peer sends as ``have`` for incremental sync.
+
+        ``include_remotes`` adds the diverged copies kept side by side: a receiver that already
+        holds such a copy sends it too, so a re-export along a chain stays incremental.
+        """
         refs = self.repo.refs.as_dict(Ref(THREADS_PREFIX.rstrip(b"/")))
-        return {(THREADS_PREFIX + name).decode(): sha.decode() for name, sha in refs.items()}
+        heads = {(THREADS_PREFIX + name).decode(): sha.decode() for name, sha in refs.items()}
+        if include_remotes:
+            remotes = self.repo.refs.as_dict(Ref(REMOTES_PREFIX.rstrip(b"/")))
+            heads.update({(REMOTES_PREFIX + n).decode(): s.decode() for n, s in remotes.items()})
+        return heads
+
+    def have(self, recent: int = 32) -> list[str]:
+        """Commits a receiver reports so a sender can export incrementally.
+
+        The tips alone are not enough: when the receiver has moved a thread on since the last
+        exchange, the sender does not know the new tip and would send everything again. So this
+        lists, for every thread and diverged copy, the *recent* newest commits along first
+        parents and then every 2^k-th one further back (like git's negotiation), which keeps the
+        list short for long threads while the sender still finds a recent common commit.
+        """
+        found: set[str] = set()
+        for tip in self.heads(include_remotes=True).values():
+            for depth, commit in enumerate(
+                first_parent_history(self.repo.object_store, tip.encode())
+            ):
+                if depth < recent or (depth & (depth - 1)) == 0:
+                    found.add(commit.id.decode())
+        return sorted(found)
 
     def log(self) -> list[ObjectiveLog]:
         """The hierarchy: objectives, their threads (and diverged copies), runs and snapshots."""

@@ -1,0 +1,115 @@
+"""Run the narrative entry point on a node, through the node protocol's exec channel.
+
+The orchestrator never opens a second transport to move history: every operation is one
+``exec`` on the node (``python -m codebolt_topo.narrative ...``, see
+:mod:`~codebolt_topo.narrative.entry`), over a connection that is already authenticated and
+carries binary frames. Bundles come back as the command's stdout and go in as its stdin.
+
+Which Python runs it: ``$CODEBOLT_PYTHON`` when the request or the node's environment sets it,
+else the interpreter of the node daemon itself (its ``argv[0]``, read from
+``/proc/$PPID/cmdline``: the daemon is the job's parent, and it certainly has this package),
+else ``python3`` from ``PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from codebolt_topo.narrative.errors import NarrativeError
+
+if TYPE_CHECKING:
+    from codebolt_topo.client import NodeClient
+
+__all__ = ["LAUNCHER", "NodeNarrative"]
+
+LAUNCHER = r"""
+py="${CODEBOLT_PYTHON:-}"
+if [ -z "$py" ] && [ -r "/proc/$PPID/cmdline" ]; then
+  py=$(tr '\0' '\n' < "/proc/$PPID/cmdline" | head -n 1)
+  case "$py" in */python*|python*) ;; *) py="" ;; esac
+fi
+exec "${py:-python3}" -m codebolt_topo.narrative "$@"
+"""
+"""The ``sh -c`` script that finds the node's Python and runs the entry point with ``$@``."""
+
+
+class NodeNarrative:
+    """The narrative store of node *node*, driven through *client* (any node that routes to it).
+
+    *workspace* and *state_dir* are passed through when given (relative to the node's workspace);
+    by default the entry point uses the node's workspace and the store beside it. *env* is added
+    to every request's environment (``CODEBOLT_PYTHON`` for a node known to share our Python).
+    """
+
+    def __init__(
+        self,
+        client: NodeClient,
+        node: str,
+        *,
+        workspace: str | None = None,
+        state_dir: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = 600.0,
+    ) -> None:
+        self.client = client
+        self.node = node
+        self.env = dict(env or {})
+        self.timeout = timeout
+        self._common = [
+            *(["--workspace", workspace] if workspace else []),
+            *(["--state-dir", state_dir] if state_dir else []),
+        ]
+
+    async def run(self, command: str, *args: str, stdin: bytes | None = None) -> bytes:
+        """Run one entry-point command on the node; its stdout, or NarrativeError naming why."""
+        argv = ["/bin/sh", "-c", LAUNCHER, "codebolt-narrative", command, *self._common, *args]
+        handle = await self.client.exec(
+            self.node, argv=argv, env=self.env, timeout=self.timeout, stdin=stdin
+        )
+        result = await handle.result()
+        result.raise_for_failures()
+        outcome = result[self.node]
+        code = outcome.exit.code if outcome.exit else None
+        if code != 0:
+            lines = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+            reason = lines[-1].removeprefix("error: ") if lines else f"exit status {code}"
+            raise NarrativeError(f"node {self.node!r}: narrative {command}: {reason}")
+        return outcome.stdout
+
+    async def call(self, command: str, *args: str, stdin: bytes | None = None) -> Any:
+        """:meth:`run` for the commands that print one JSON document."""
+        out = await self.run(command, *args, stdin=stdin)
+        try:
+            return json.loads(out)
+        except ValueError as exc:
+            raise NarrativeError(f"node {self.node!r}: narrative {command}: bad output") from exc
+
+    async def heads(self, *, remotes: bool = True) -> dict[str, str]:
+        """Thread tips (and, with *remotes*, diverged copies)."""
+        heads: dict[str, str] = await self.call("heads", *(["--remotes"] if remotes else []))
+        return heads
+
+    async def have(self) -> list[str]:
+        """Commits this node holds, as a sender's ``have`` (see NarrativeStore.have)."""
+        have: list[str] = await self.call("have")
+        return have
+
+    async def export(self, have: Iterable[str], *, remotes: bool = True) -> bytes:
+        """A bundle of every thread, incremental against *have*; empty when the store is."""
+        flags = ["--have", "-", *(["--remotes"] if remotes else [])]
+        return await self.run("export", *flags, stdin=json.dumps(sorted(set(have))).encode())
+
+    async def import_bundle(self, data: bytes, source_env: str) -> dict[str, Any]:
+        """Import *data* as received from *source_env*; the report as JSON."""
+        report: dict[str, Any] = await self.call("import", "--source-env", source_env, stdin=data)
+        return report
+
+    async def snapshot(self, objective: str, thread: str, run: str, **names: str) -> dict[str, Any]:
+        """Snapshot the node's workspace; *names*: name, message, objective_name, …"""
+        flags = [f"--{key.replace('_', '-')}={value}" for key, value in names.items() if value]
+        info: dict[str, Any] = await self.call(
+            "snapshot", "--objective", objective, "--thread", thread, "--run", run, *flags
+        )
+        return info
