@@ -258,6 +258,10 @@ def watch(
     backoff_cap: Annotated[
         float, typer.Option("--backoff-cap", help="Longest wait between restarts of one node.")
     ] = 60.0,
+    sync_interval: Annotated[
+        float, typer.Option("--sync-interval", help="Seconds between narrative syncs along "
+                            "sync: edges (0 disables).")
+    ] = 60.0,
 ) -> None:
     """Keep the topology healthy: heartbeats, restarts by policy, rewiring. Ctrl-C stops."""
     import asyncio
@@ -276,7 +280,8 @@ def watch(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         report(f"watching {file} (Ctrl-C to stop)")
-        await Reconciler(file, report=report, backoff_cap=backoff_cap).run(stop)
+        await Reconciler(file, report=report, backoff_cap=backoff_cap,
+                         sync_interval=sync_interval or None).run(stop)
         report("stopped watching; nodes keep running")
 
     asyncio.run(run())

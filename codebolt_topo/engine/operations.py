@@ -65,10 +65,15 @@ def apply_topology(
             providers = {spec.provider for spec in validated.topology.nodes.values()}
             await engine.remove_orphans(state, providers)
             plan = await _plan(engine, validated, state)
-            if not plan.has_changes or not confirm(plan):
-                return plan, False
-            await engine.apply(plan, state)
-            return plan, True
+            if plan.has_changes and not confirm(plan):
+                return plan, False  # declined: change nothing, sync nothing
+            if plan.has_changes:
+                await engine.apply(plan, state)
+            if any(edge.sync != "none" for edge in validated.edges):
+                from codebolt_topo.engine.sync import sync_edges
+
+                await sync_edges(path, progress=progress)
+            return plan, plan.has_changes
 
         return asyncio.run(run())
 

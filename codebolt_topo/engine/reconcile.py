@@ -56,6 +56,7 @@ class Reconciler:
         lock_timeout: float = 10.0,
         providers: dict[str, Provider] | None = None,
         prober: HeartbeatProber | None = None,
+        sync_interval: float | None = 60.0,
     ) -> None:
         self.path = path
         self.report = report
@@ -67,6 +68,8 @@ class Reconciler:
         self.lock_timeout = lock_timeout
         self._incarnations: dict[str, str] = {}
         self._cache: tuple[bytes, ValidatedTopology] | None = None
+        self.sync_interval = sync_interval
+        self._last_sync = float("-inf")
         self._desired_cache: tuple[ValidatedTopology, dict[str, DesiredNode]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -78,6 +81,7 @@ class Reconciler:
                     validated = self._validated()
                     tick = self._tick(validated)
                     await self.pass_once(validated)
+                    await self._sync_if_due(validated)
                 except LockError as error:
                     self.report(f"pass skipped: {error}")
                 except TopoError as error:
@@ -86,6 +90,17 @@ class Reconciler:
                     await asyncio.wait_for(stop.wait(), tick)
         finally:
             await self.prober.close()
+
+    async def _sync_if_due(self, validated: ValidatedTopology) -> None:
+        """Narrative sync along ``sync:`` edges every ``sync_interval`` seconds."""
+        if self.sync_interval is None or not any(e.sync != "none" for e in validated.edges):
+            return
+        if self.clock() - self._last_sync < self.sync_interval:
+            return
+        from codebolt_topo.engine.sync import sync_edges
+
+        self._last_sync = self.clock()
+        await sync_edges(self.path, progress=self.report)
 
     def _validated(self) -> ValidatedTopology:
         """The validated file, parsed again only when its bytes change (parsing YAML is most of
