@@ -39,6 +39,10 @@ class NodeHealth:
     def verdict(self, now: float) -> Health:
         if self.gone:
             return Health.FAILED
+        if self.misses == 0:
+            # Silence only counts against a node that was asked and did not answer: a slow
+            # reconciler (a loaded laptop) must not turn its own delay into a node's failure.
+            return Health.HEALTHY
         silent = now - (self.last_beat if self.last_beat is not None else self.since)
         if silent >= self.spec.fail_deadline:
             return Health.FAILED

@@ -34,6 +34,7 @@ def test_missed_beats_go_suspect_then_failed_and_a_beat_heals() -> None:
     tracker.track("a", now=0)
     tracker.beat("a", now=1)
     assert tracker.verdicts(2)["a"] is Health.HEALTHY
+    assert tracker.verdicts(60)["a"] is Health.HEALTHY  # never asked again: not its fault
     tracker.miss("a", "no answer within 0.5 s")
     assert tracker.verdicts(2.5)["a"] is Health.HEALTHY  # one miss is not a failure
     assert tracker.verdicts(4.5)["a"] is Health.SUSPECT

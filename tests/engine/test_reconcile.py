@@ -25,7 +25,7 @@ HEAL_BOUND = 20.0
 
 FAST = """\
 name: heal
-heartbeat: {interval: 200ms, timeout: 200ms, suspect_after: 800ms, fail_after: 1500ms}
+heartbeat: {interval: 200ms, timeout: 200ms, suspect_after: 800ms, fail_after: 3s}
 nodes:
   a: {}
   b: {restart: %s}
