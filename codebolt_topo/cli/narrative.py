@@ -207,6 +207,7 @@ def import_(
     data = sys.stdin.buffer.read() if str(archive) == "-" else archive.read_bytes()
     command = "import-tar" if data[:2] == b"\x1f\x8b" else "import"
     args = ["-", *(["--source-env", source_env] if source_env else [])]
+    args += ["--copies"] if command == "import" else []
     out = _invoke(command, args, node=node, file=file, workspace=workspace,
                   state_dir=state_dir, env=env, stdin=data)
     if as_json:

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         imp = sub.add_parser(name, parents=[common], help="read stdin (or FILE), print a report")
         imp.add_argument("file", nargs="?", default="-")
         imp.add_argument("--source-env", default=None)
+        imp.add_argument("--copies", action="store_true", help="accept diverged copies")
     snap = sub.add_parser("snapshot", parents=[common], help="record the workspace")
     for flag in ("--objective", "--thread", "--run"):
         snap.add_argument(flag, required=True)
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
             data = _read(args.file, stdin)
             source = args.source_env or env
             report = (
-                store.import_bundle(data, source)
+                store.import_bundle(data, source, copies=args.copies)
                 if args.command == "import"
                 else store.import_tar(data, args.source_env)
             )

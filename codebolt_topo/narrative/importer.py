@@ -12,9 +12,11 @@ Order of operations, which is the whole point of this module:
    ``refs/narrative/remotes/<source-env>/threads/<id>``, never over it.
 
 A bundle may also carry such side-by-side copies (sync re-exports them so they travel along a
-chain): ``refs/narrative/remotes/<origin>/threads/<id>`` keeps its name, so the copy stays
-namespaced by the environment that diverged, and moves only forward. A copy whose commits the
-local thread already holds is unchanged; one that conflicts with the copy we keep from the same
+chain); they are accepted only when the caller opts in (``copies=True``), because the origin in
+their name is the sender's claim, a trust sync grants its edges and a plain import does not.
+``refs/narrative/remotes/<origin>/threads/<id>`` keeps its name, so the copy stays namespaced
+by the environment that diverged, and moves only forward. A copy whose commits the local thread
+already holds is unchanged; one that conflicts with the copy we keep from the same
 origin (possible only when that origin's history was wiped) is kept under
 ``<origin>.via.<source-env>``, and if even that conflicts it is skipped and reported.
 
@@ -91,10 +93,15 @@ def import_objects(
     refs: dict[bytes, bytes],
     prerequisites: Iterable[bytes],
     source_env: str,
+    *,
+    copies: bool = False,
 ) -> ImportReport:
-    """Verify *objects* and *refs* against *store*, then store them (see the module docstring)."""
+    """Verify *objects* and *refs* against *store*, then store them (see the module docstring).
+
+    *copies* accepts side-by-side copies (``refs/narrative/remotes/...``) from the sender.
+    """
     validate_id(source_env, "source environment")
-    threads = _thread_refs(refs)
+    threads = _thread_refs(refs, copies)
     odb = store.repo.object_store
     present = _presence(store)
     missing = sorted(p.decode() for p in set(prerequisites) if not present(p))
@@ -127,15 +134,15 @@ def import_objects(
     return report
 
 
-def _thread_refs(refs: dict[bytes, bytes]) -> dict[bytes, tuple[str, bytes]]:
-    threads = {ref: (_ref_thread(ref), sha) for ref, sha in refs.items() if ref != b"HEAD"}
+def _thread_refs(refs: dict[bytes, bytes], copies: bool) -> dict[bytes, tuple[str, bytes]]:
+    threads = {ref: (_ref_thread(ref, copies), sha) for ref, sha in refs.items() if ref != b"HEAD"}
     if not threads:
         raise UnsafeInputError("the archive carries no narrative thread refs")
     return threads
 
 
-def _ref_thread(ref: bytes) -> str:
-    if ref.startswith(REMOTES_PREFIX):
+def _ref_thread(ref: bytes, copies: bool) -> str:
+    if copies and ref.startswith(REMOTES_PREFIX):
         return parse_remote_thread_ref(ref)[1]
     return parse_thread_ref(ref)
 

@@ -103,7 +103,9 @@ class NodeNarrative:
 
     async def import_bundle(self, data: bytes, source_env: str) -> dict[str, Any]:
         """Import *data* as received from *source_env*; the report as JSON."""
-        report: dict[str, Any] = await self.call("import", "--source-env", source_env, stdin=data)
+        report: dict[str, Any] = await self.call(
+            "import", "--source-env", source_env, "--copies", stdin=data
+        )
         return report
 
     async def snapshot(self, objective: str, thread: str, run: str, **names: str) -> dict[str, Any]:

@@ -288,13 +288,19 @@ class NarrativeStore:
         """
         return export_bundle(self, selection or Selection.everything(), frozenset(have))
 
-    def import_bundle(self, data: bytes, source_env: str) -> ImportReport:
-        """Verify, then import a bundle received from *source_env* (ours or ``git bundle``'s)."""
+    def import_bundle(self, data: bytes, source_env: str, *, copies: bool = False) -> ImportReport:
+        """Verify, then import a bundle received from *source_env* (ours or ``git bundle``'s).
+
+        *copies* also accepts the diverged copies a sender exported with ``Selection(remotes=
+        True)``, keeping their origin's name (sync does; a plain import refuses them).
+        """
         parsed = parse_bundle(data, self.limits)
         odb = self.repo.object_store
         with bulk_allocation():
             objects = inflate_pack(parsed.pack, self.limits, lambda s: odb.get_raw(ObjectID(s)))
-            return import_objects(self, objects, parsed.refs, parsed.prerequisites, source_env)
+            return import_objects(
+                self, objects, parsed.refs, parsed.prerequisites, source_env, copies=copies
+            )
 
     def export_tar(self, snapshot: str) -> bytes:
         """One snapshot as tar.gz: ``manifest.json`` (hierarchy, commit) then ``files/...``."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import OpenStore
 from narrative_crafting import write_files
 
-from codebolt_topo.narrative import Selection
+from codebolt_topo.narrative import InvalidNameError, Selection
 from codebolt_topo.narrative.hierarchy import SnapshotInfo
 from codebolt_topo.narrative.store import NarrativeStore
 
@@ -26,21 +27,23 @@ def test_copies_are_re_exported_under_their_origin(open_store: OpenStore) -> Non
     a, _b, ours, theirs = _diverge(open_store)
     c = open_store("c")
     assert "refs/narrative/remotes/b/threads/t" not in a.export_bundle().decode("latin-1")
-    report = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a")
+    with pytest.raises(InvalidNameError):  # copies only when the importer opts in
+        c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a")
+    report = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a", copies=True)
     assert sorted(x.ref for x in report.created) == [
         "refs/narrative/remotes/b/threads/t", "refs/narrative/threads/t"]
     assert c.heads(include_remotes=True) == a.heads(include_remotes=True)
     threads = c.log()[0].threads
     assert [(t.source_env, t.head) for t in threads] == [
         (None, ours.commit), ("b", theirs.commit)]
-    again = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a")
+    again = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a", copies=True)
     assert not again.changed
 
 
 def test_a_copy_of_our_own_thread_coming_back_is_unchanged(open_store: OpenStore) -> None:
     a, b, _ours, _theirs = _diverge(open_store)
     b.import_bundle(a.export_bundle(), "a")  # b keeps a's t beside its own
-    report = a.import_bundle(b.export_bundle(Selection.everything(remotes=True)), "b")
+    report = a.import_bundle(b.export_bundle(Selection.everything(remotes=True)), "b", copies=True)
     assert [x.ref for x in report.unchanged] == [
         "refs/narrative/remotes/a/threads/t", "refs/narrative/remotes/b/threads/t"]
 
@@ -50,9 +53,9 @@ def test_copies_move_forward_and_conflicting_ones_are_kept_apart(open_store: Ope
     write_files(b.workspace, {"x": "b2"})
     newer = b.snapshot("o", "t", "r")
     c = open_store("c")
-    c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a")
+    c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a", copies=True)
     a.import_bundle(b.export_bundle(have=a.have()), "b")
-    report = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a")
+    report = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a", copies=True)
     assert [(x.ref, x.old, x.new) for x in report.updated] == [
         ("refs/narrative/remotes/b/threads/t", theirs.commit, newer.commit)]
     d = open_store("d")
@@ -62,7 +65,7 @@ def test_copies_move_forward_and_conflicting_ones_are_kept_apart(open_store: Ope
     write_files(other.workspace, {"x": "new b"})
     fresh = other.snapshot("o", "t", "r")
     d.import_bundle(other.export_bundle(), "b")
-    report = c.import_bundle(d.export_bundle(Selection.everything(remotes=True)), "d")
+    report = c.import_bundle(d.export_bundle(Selection.everything(remotes=True)), "d", copies=True)
     assert ("refs/narrative/remotes/b.via.d/threads/t", fresh.commit) in [
         (x.ref, x.new) for x in report.created]
 
