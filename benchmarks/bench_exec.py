@@ -75,7 +75,9 @@ def _ssh_latency(repeat: int) -> dict[str, dict[int, list[float]]]:
                 subprocess.run(peers.proxyjump(hops, ["true"]), check=True, capture_output=True)
                 samples.append(time.perf_counter() - start)
             results["proxyjump"][hops] = samples
-            subprocess.run([*peers.persistent(hops, []), "-O", "exit"], capture_output=True)
+            stop_master = peers.persistent(hops, [])
+            stop_master[-1:-1] = ["-O", "exit"]  # a control command goes before the destination
+            subprocess.run(stop_master, capture_output=True)
     return results
 
 

@@ -62,34 +62,21 @@ class SshPeers:
 
     def proxyjump(self, hops: int, command: list[str]) -> list[str]:
         """``ssh -J`` through ``hops`` jump hosts to the last server: one fresh connection each."""
-        jumps = [f"{self.user}@127.0.0.1:{port}" for port in self.ports[:hops]]
-        target = self.ports[hops]
-        jump_args = ["-J", ",".join(jumps)] if jumps else []
-        # -J spawns ssh for each jump without our -i/-o flags: pass them through the environment
-        # of a config file instead.
-        return [
-            *self.base(),
-            "-F",
-            str(self.root / "config"),
-            *jump_args,
-            "-p",
-            str(target),
-            f"{self.user}@127.0.0.1",
-            *command,
-        ]
+        return self._ssh(hops, [], command)
 
     def persistent(self, hops: int, command: list[str]) -> list[str]:
         """The same route over a ControlMaster connection kept open between commands."""
-        return [
-            *self.proxyjump(hops, []),
-            "-o",
-            "ControlMaster=auto",
-            "-o",
-            f"ControlPath={self.root}/cm-{hops}",
-            "-o",
-            "ControlPersist=60",
-            *command,
-        ]
+        options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.root}/cm-{hops}",
+                   "-o", "ControlPersist=60"]
+        return self._ssh(hops, options, command)
+
+    def _ssh(self, hops: int, options: list[str], command: list[str]) -> list[str]:
+        # Options must precede the destination: everything after it is the remote command.
+        # -J runs ssh for each jump without our -i/-o flags, so they also live in the config.
+        jumps = [f"{self.user}@127.0.0.1:{port}" for port in self.ports[:hops]]
+        jump_args = ["-J", ",".join(jumps)] if jumps else []
+        return [*self.base(), "-F", str(self.root / "config"), *options, *jump_args,
+                "-p", str(self.ports[hops]), f"{self.user}@127.0.0.1", *command]
 
 
 @contextlib.contextmanager
