@@ -110,14 +110,15 @@ class DockerProvider(Provider):
         await asyncio.to_thread(self.engine.remove_volumes, list(handle.get("volumes", [])))
         async with self._networks:
             await asyncio.to_thread(
-                self.engine.remove_networks_if_unused, self.names.instance_filter("network")
+                self.engine.remove_networks_if_unused, self.names.directory_filter("network")
             )
 
     async def discover(self) -> list[Discovered]:
-        """Containers of this topology instance, found by their labels; the handle carries what
-        ``create`` records (id, name, created volumes), so ``destroy`` removes all of it."""
+        """Containers of this topology in this directory, whatever their lineage (a run killed
+        before its first save leaves another lineage's), found by their labels. The handle
+        carries what ``create`` records (id, name, created volumes): ``destroy`` removes it all."""
         containers = await asyncio.to_thread(
-            self.engine.containers, self.names.instance_filter("node")
+            self.engine.containers, self.names.directory_filter("node")
         )
         return [
             Discovered(

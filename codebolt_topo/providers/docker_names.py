@@ -92,6 +92,12 @@ class Names:
         }
         return {"label": [f"{key}={value}" for key, value in wanted.items()]}
 
+    def directory_filter(self, kind: str) -> dict[str, list[str]]:
+        """Docker filters matching every ``kind`` object of this topology in this directory, of
+        any lineage: what a run that lost its state file (or its first save) left behind."""
+        wanted = {k: v for k, v in self.labels(kind).items() if k != LABEL_LINEAGE}
+        return {"label": [f"{key}={value}" for key, value in wanted.items()]}
+
     def instance_filter(self, kind: str) -> dict[str, list[str]]:
         """Docker filters matching every ``kind`` object of this topology instance."""
         wanted = self.labels(kind)

@@ -1,0 +1,161 @@
+"""Topologies on real containers: seed shapes, a mixed local → docker → docker chain, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from docker_helpers import applied, client, containers_of, docker_example, state_of
+
+from codebolt_topo.client import Exit, Failed, NodeClient, Output
+from codebolt_topo.engine.operations import apply_topology, destroy_topology, plan_topology
+from codebolt_topo.errors import ExecError
+from codebolt_topo.plan.diff import ActionKind
+from codebolt_topo.plan.validate import validate_file
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def _run(path: Path, target: str | list[str], shell: str, entry: str | None = None) -> object:
+    state = state_of(path)
+    node = state.nodes[entry or validate_file(path).graph.entries()[0]]
+    assert node.url is not None
+
+    async def go() -> object:
+        async with NodeClient.connect(node.url, node.admin_token) as c:  # type: ignore[arg-type]
+            return await (await c.exec(target, shell=shell, timeout=30)).result()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("shape", ["linear", "fan-out", "mesh"])
+def test_seed_shape_on_docker(shape: str, tmp_path: Path) -> None:
+    path = docker_example(shape, tmp_path)
+    with applied(path):
+        graph = validate_file(path).graph
+        farthest = graph.farthest_from(graph.entries()[0])
+        assert farthest is not None
+        result = _run(path, farthest, 'echo "$CODEBOLT_NODE $(id -u)"; exit 3')
+        assert result[farthest].stdout == f"{farthest} 10001\n".encode()  # type: ignore[index]
+        assert result[farthest].exit.code == 3  # type: ignore[index]
+        if shape == "fan-out":
+            leaves = ["b", "c", "d"]
+            start = time.monotonic()
+            result = _run(path, leaves, 'sleep 1; echo "$CODEBOLT_NODE"')
+            assert {n: result[n].stdout for n in leaves} == {  # type: ignore[index]
+                n: f"{n}\n".encode() for n in leaves
+            }
+            assert time.monotonic() - start < 2.5, "leaves did not run at once"
+        assert plan_topology(path).has_changes is False
+        assert len(containers_of(shape)) == len(validate_file(path).topology.nodes)
+
+
+MIXED = """name: mixed
+nodes:
+  a: {}
+  b: {provider: docker, resources: {cpus: 1, memory: 256m, pids: 200}, env: {GREETING: hi}}
+  c: {provider: docker}
+edges: [a -> b -> c]
+"""
+
+
+def test_mixed_chain_streams_and_reports_a_killed_hop(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(MIXED)
+    with applied(path):
+        state = state_of(path)
+        entry = state.nodes["a"]
+        assert entry.url is not None
+        assert state.nodes["b"].handle["detected"]["python"].startswith("3.11")
+        b_attrs = client().api.inspect_container(state.nodes["b"].handle["id"])
+        assert b_attrs["HostConfig"]["Memory"] == 256 * 1024 * 1024
+        assert b_attrs["HostConfig"]["PidsLimit"] == 200
+        assert all(
+            binding["HostIp"] == "127.0.0.1"
+            for binding in b_attrs["NetworkSettings"]["Ports"]["3100/tcp"]
+        )
+
+        async def stream() -> list[float]:
+            async with NodeClient.connect(entry.url, entry.admin_token) as c:  # type: ignore[arg-type]
+                handle = await c.exec("c", shell="for i in 1 2 3; do echo tick $i; sleep 0.4; done")
+                arrivals = []
+                async for event in handle:
+                    if isinstance(event, Output):
+                        arrivals.append(time.monotonic())
+                return arrivals
+
+        arrivals = asyncio.run(stream())
+        assert len(arrivals) >= 3
+        assert arrivals[-1] - arrivals[0] > 0.6, "output was buffered, not streamed"
+
+        async def kill_mid_stream() -> list[Failed | Exit]:
+            async with NodeClient.connect(entry.url, entry.admin_token) as c:  # type: ignore[arg-type]
+                handle = await c.exec("c", shell="while true; do echo tick; sleep 0.1; done")
+                ends: list[Failed | Exit] = []
+                killed = False
+                try:
+                    async for event in handle:
+                        if isinstance(event, Output) and not killed:
+                            killed = True
+                            await asyncio.to_thread(
+                                client().containers.get(state.nodes["b"].handle["id"]).kill
+                            )
+                        elif isinstance(event, Failed | Exit):
+                            ends.append(event)
+                except ExecError as error:
+                    ends.append(
+                        Failed(
+                            node=error.node,
+                            hop=error.hop,
+                            code=error.code or "",
+                            message=str(error),
+                        )
+                    )
+                return ends
+
+        ends = asyncio.run(asyncio.wait_for(kill_mid_stream(), 30))
+        failures = [e for e in ends if isinstance(e, Failed)]
+        assert failures, f"no failure reported after killing b: {ends}"
+        assert "next hop 'b'" in failures[0].message, failures[0]
+
+        plan = plan_topology(path)
+        replaced = plan.of_kind(ActionKind.REPLACE)
+        assert [a.node for a in replaced] == ["b"]
+        assert "137" in str(replaced[0]) or "exited" in str(replaced[0])
+        apply_topology(path)
+        result = _run(path, "c", "echo $CODEBOLT_NODE back")
+        assert result["c"].stdout == b"c back\n"  # type: ignore[index]
+        assert len(containers_of("mixed")) == 2
+
+
+def test_orchestrator_killed_mid_apply_leaves_no_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "crash.yaml"
+    path.write_text(
+        "name: dcrash\nnodes:\n  a: {provider: docker}\n  b: {provider: docker}\nedges: [a -> b]\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "codebolt_topo.cli.main", "apply", "--auto-approve", str(path)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    # Killed once both containers exist, before the apply recorded them (a request still in
+    # flight when the client dies would be completed by the engine after the re-apply began).
+    while len(containers_of("dcrash")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert containers_of("dcrash"), "apply was killed before it started any container"
+    try:
+        with applied(path):
+            names = sorted(c.name for c in containers_of("dcrash"))
+            assert len(names) == 2, f"duplicates after re-apply: {names}"
+            assert _run(path, "b", "echo ok")["b"].stdout == b"ok\n"  # type: ignore[index]
+    finally:
+        destroy_topology(path)
