@@ -168,3 +168,51 @@ def test_a_node_that_never_starts_backs_off_without_starving_the_others(tmp_path
             assert any(h.startswith("b: backing off") for h in held), held
     finally:
         blocker.close()
+
+
+def test_stream_survives_kill_9_of_the_forwarding_node_while_watch_heals(tmp_path: Path) -> None:
+    """The whole story: a streams from c through b; b is killed mid-stream; the reconciler
+    replaces b and re-points a; the client resumes from its offsets; the bytes are identical."""
+    import hashlib
+
+    from codebolt_topo.client import Exit, NodeClient, Output
+
+    path = tmp_path / "topology.yaml"
+    path.write_text(FAST % "on-failure")
+    script = "for i in $(seq 1 60); do seq 1 2000; sleep 0.05; done"
+    reference = b"".join(f"{n}\n".encode() for n in range(1, 2001)) * 60
+    with applied_topology(path) as topo:
+        entry = topo.state.nodes["a"]
+        victim = topo.pids()["b"]
+        assert entry.url is not None
+        url, token = entry.url, entry.admin_token
+
+        async def go() -> tuple[bytes, list[Exit], list[str]]:
+            stop = asyncio.Event()
+            messages: list[str] = []
+            watcher = asyncio.create_task(
+                Reconciler(path, report=messages.append, backoff_base=0.2).run(stop)
+            )
+            received = bytearray()
+            exits: list[Exit] = []
+            killed = False
+            try:
+                async with NodeClient.connect(url, token, name="a", retries=12) as client:
+                    async for event in await client.exec("c", shell=script):
+                        if isinstance(event, Output):
+                            received += event.data
+                            if not killed and len(received) > 100_000:
+                                os.kill(victim, signal.SIGKILL)
+                                killed = True
+                        elif isinstance(event, Exit):
+                            exits.append(event)
+            finally:
+                stop.set()
+                await watcher
+            return bytes(received), exits, messages
+
+        received, exits, messages = asyncio.run(go())
+        assert hashlib.sha256(received).hexdigest() == hashlib.sha256(reference).hexdigest()
+        assert [e.code for e in exits] == [0]  # exactly once
+        assert any("b: replaced" in m for m in messages), messages
+        assert topo.pids()["b"] != victim
