@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -41,9 +42,12 @@ __all__ = [
     "MeshShape",
     "NodeName",
     "NodeSpec",
+    "PlacementEntry",
     "PluginSetting",
     "Resources",
     "ShapeKind",
+    "SshHost",
+    "SshSettings",
     "SyncMode",
     "Topology",
     "TreeChild",
@@ -128,6 +132,110 @@ class Resources(_Strict):
     )
 
 
+class SshHost(_Strict):
+    """One SSH server and how to trust and log into it (a cloud-vm target or a jump host)."""
+
+    host: str = Field(min_length=1, description="Host name or address of the SSH server.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    user: str | None = Field(None, min_length=1, description="Login; defaults to the local user.")
+    identity_file: str | None = Field(
+        None, min_length=1,
+        description="Private key file (~ expanded; relative to the topology file); defaults to "
+        "the SSH agent and ~/.ssh keys.",
+    )
+    known_hosts: str | None = Field(
+        None, min_length=1,
+        description="known_hosts file that must list the server's key; defaults to "
+        "~/.ssh/known_hosts.",
+    )
+    host_key: str | None = Field(
+        None, min_length=1,
+        description="The server's public key pinned in OpenSSH form ('ssh-ed25519 AAAA...'), "
+        "instead of a known_hosts file.",
+    )
+    insecure_host_key: bool = Field(
+        False,
+        description="Accept any host key (labs and tests only): anyone on the path can "
+        "impersonate the server.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_trust(self) -> SshHost:
+        if self.insecure_host_key and (self.known_hosts or self.host_key):
+            raise ValueError("insecure_host_key: cannot be combined with known_hosts or host_key")
+        if self.known_hosts and self.host_key:
+            raise ValueError("known_hosts, host_key: give one way to check the host key, not both")
+        return self
+
+
+class SshSettings(SshHost):
+    """Where a cloud-vm node runs: an SSH server (possibly behind jump hosts) with Python 3."""
+
+    jump: list[SshHost] = Field(
+        default_factory=list,
+        description="Jump hosts crossed in order before the target (like ssh -J a,b).",
+    )
+    remote_dir: str = Field(
+        ".codebolt-topo", min_length=1,
+        description="Directory on the target (relative to the login's home) holding the "
+        "wheelhouse, the venv and one directory per node.",
+    )
+    python: str = Field(
+        "python3", min_length=1,
+        description="Interpreter on the target that creates the venv; it must match this "
+        "machine's Python minor version and platform (the wheels are built here).",
+    )
+
+
+#: Node fields a hybrid placement entry may override: how the node is launched, not what it is.
+PLACEMENT_FIXED = ("provider", "placement", "count", "requires", "restart", "heartbeat", "plugins")
+
+
+class PlacementEntry(_Strict):
+    """One provider a hybrid node may be placed on, with settings for that provider only."""
+
+    provider: str = Field(min_length=1, description="Provider name (local, docker, cloud-vm…).")
+    max_nodes: int | None = Field(
+        None, ge=1,
+        description="Most nodes of this topology hybrid places on this provider; then the next.",
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Node settings used when placed here (image, ssh, env, port…), replacing "
+        "the node's own.",
+    )
+
+    @model_validator(mode="after")
+    def _overridable(self) -> PlacementEntry:
+        if self.provider == "hybrid":
+            raise ValueError("provider: a hybrid placement cannot place on hybrid")
+        fixed = sorted(set(self.overrides) & set(PLACEMENT_FIXED))
+        if fixed:
+            raise ValueError(f"overrides: {', '.join(fixed)} belong to the node, not a placement")
+        return self
+
+
+def _placement_item_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<name>"
+    if isinstance(value, dict | PlacementEntry):
+        return "<entry>"
+    return None
+
+
+#: ``local`` or ``{provider: docker, max_nodes: 2, overrides: {...}}``.
+PlacementItem = Annotated[
+    Annotated[Annotated[str, StringConstraints(min_length=1)], Tag("<name>")]
+    | Annotated[PlacementEntry, Tag("<entry>")],
+    Discriminator(
+        _placement_item_kind,
+        custom_error_type="placement_item",
+        custom_error_message="a placement is a provider name or {provider: NAME, max_nodes: N, "
+        "overrides: {...}}",
+    ),
+]
+
+
 class NodeSpec(_Strict):
     """One node: a full instance (daemon, plugin host, executor) placed by a provider."""
 
@@ -209,6 +317,15 @@ class NodeSpec(_Strict):
         "read-only root, tmpfs workspace, process/memory/cpu limits, no egress.",
     )
 
+    ssh: SshSettings | None = Field(
+        None, description="The SSH server a cloud-vm node runs on (cloud-vm only)."
+    )
+    placement: list[PlacementItem] = Field(
+        default_factory=list,
+        description="Providers a hybrid node tries in order: the first that offers every "
+        "requires:, has room and starts the node places it (hybrid only).",
+    )
+
     @field_validator("env")
     @classmethod
     def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
@@ -219,7 +336,8 @@ class NodeSpec(_Strict):
 
     @model_validator(mode="after")
     def _container_settings_need_a_container(self) -> NodeSpec:
-        if self.provider == "local":
+        self._check_remote_settings()
+        if self.provider in ("local", "cloud-vm"):
             used = list(self.container_settings())
             if used:
                 raise ValueError(
@@ -232,6 +350,47 @@ class NodeSpec(_Strict):
                 "(or mount what it needs read-only with volumes)"
             )
         return self
+
+    def _check_remote_settings(self) -> None:
+        if self.provider == "cloud-vm" and self.ssh is None:
+            raise ValueError("ssh: a cloud-vm node needs ssh settings (at least host)")
+        if self.ssh is not None and self.provider != "cloud-vm":
+            raise ValueError("ssh: only provider: cloud-vm uses ssh settings")
+        if self.provider == "hybrid" and not self.placement:
+            raise ValueError("placement: a hybrid node needs a list of providers to try")
+        if self.placement and self.provider != "hybrid":
+            raise ValueError("placement: only provider: hybrid uses a placement list")
+        for index in range(len(self.placement)):
+            try:
+                self.placed_spec(index)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                message = str(first["msg"]).removeprefix("Value error, ")
+                raise ValueError(
+                    f"placement[{index}]: {where + ': ' if where else ''}{message}"
+                ) from None
+
+    def placement_entries(self) -> list[PlacementEntry]:
+        """The placement list with bare provider names as entries without overrides."""
+        return [
+            PlacementEntry(provider=entry) if isinstance(entry, str) else entry
+            for entry in self.placement
+        ]
+
+    def placed_spec(self, index: int) -> NodeSpec:
+        """The node as placement entry ``index`` would launch it: its provider, the node's own
+        settings, then the entry's overrides (validated like any node)."""
+        entry = self.placement_entries()[index]
+        values = self.model_dump(exclude_unset=True, by_alias=True, exclude={"placement"})
+        values.update(entry.overrides, provider=entry.provider)
+        return NodeSpec.model_validate(values)
+
+    def remote_settings(self) -> dict[str, Any]:
+        """ssh and placement when set, for launch hashes (empty otherwise, so nodes that use
+        neither keep the hash they had before these settings existed)."""
+        values = self.model_dump(mode="json", include={"ssh", "placement"}, exclude_none=True)
+        return {name: value for name, value in values.items() if value}
 
     def container_settings(self) -> dict[str, Any]:
         """The container settings that differ from their defaults, for launch hashes (empty on
