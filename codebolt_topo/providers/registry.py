@@ -59,8 +59,9 @@ def describe_providers() -> list[ProviderInfo]:
             rows.append(ProviderInfo(name, "unavailable", (), f"{entry_point.value} ({error})"))
             continue
         offered, _ = provider.base_offers()
-        rows.append(ProviderInfo(name, provider.category.value, tuple(sorted(offered)),
-                                 entry_point.value))
+        rows.append(
+            ProviderInfo(name, provider.category.value, tuple(sorted(offered)), entry_point.value)
+        )
     return rows
 
 
