@@ -152,7 +152,7 @@ def diff(
 def destroy_plan(state: State) -> Plan:
     """Every recorded node deleted."""
     actions = tuple(
-        Action(ActionKind.DELETE, name, node.provider, ("destroy",))
+        Action(ActionKind.DELETE, name, node.provider)
         for name, node in sorted(state.nodes.items())
     )
     return Plan(topology=state.topology, actions=actions)
