@@ -11,9 +11,14 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from codebolt_topo.plan.diff import Plan
 
 __all__ = ["app"]
 
@@ -131,9 +136,9 @@ def plan(
         raise typer.Exit(2)
 
 
-def _confirm_on_terminal(auto_approve: bool) -> object:
+def _confirm_on_terminal(auto_approve: bool) -> Callable[[Plan], bool]:
+    """Show the plan; go ahead with --auto-approve, else ask 'yes' on a terminal."""
     from codebolt_topo.errors import ConfigError
-    from codebolt_topo.plan.diff import Plan
     from codebolt_topo.plan.render import plan_as_text
 
     def confirm(plan: Plan) -> bool:
@@ -163,7 +168,7 @@ def apply(
     confirm = _confirm_on_terminal(auto_approve)
     result, applied = apply_topology(
         file,
-        confirm=confirm,  # type: ignore[arg-type]
+        confirm=confirm,
         progress=_err,
         lock_timeout=lock_timeout,
     )
@@ -185,7 +190,7 @@ def destroy(
     confirm = _confirm_on_terminal(auto_approve)
     result, applied = destroy_topology(
         file,
-        confirm=confirm,  # type: ignore[arg-type]
+        confirm=confirm,
         progress=_err,
         lock_timeout=lock_timeout,
     )
