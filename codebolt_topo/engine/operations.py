@@ -1,4 +1,4 @@
-"""The library calls behind each CLI command: validate, plan, apply, destroy, status.
+"""The library calls behind the main CLI commands: plan, apply and destroy.
 
 Each function takes a topology path and returns data; the CLI only parses and renders, and
 agents can call the same functions directly.
