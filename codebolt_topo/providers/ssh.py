@@ -1,0 +1,271 @@
+"""The cloud-vm provider: a node daemon on a machine reachable over SSH, reached by a tunnel.
+
+``create`` bootstraps the host once (wheelhouse → venv, :mod:`.ssh_bootstrap`), writes the
+node's LaunchConfig there (0600; the admin token only as its digest), starts the daemon detached
+on the host's loopback (:mod:`.ssh_remote`), then starts a local tunnel process
+(:mod:`.ssh_tunnel`): the node's URL is ``ws://127.0.0.1:<tunnel port>`` and its port is never
+exposed on the host's network. The handle records both processes by pid *and* start time (so a
+recycled pid is never taken for ours), the remote directory, and the SSH settings, since
+``destroy`` gets nothing else.
+
+A node is alive when its tunnel runs here and its daemon runs there. Hosts this topology touched
+are listed in ``cloud-vm-hosts.json`` *before* anything starts on them, so ``discover`` can find
+daemons whose tunnel never started (a run killed in between) by their marker files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codebolt_topo.errors import ProviderError
+from codebolt_topo.model.state import NodeState
+from codebolt_topo.model.topology import NodeSpec, SshHost, SshSettings
+from codebolt_topo.providers.base import (
+    Category,
+    Discovered,
+    NodeLaunch,
+    Observation,
+    Placement,
+    Provider,
+    ProviderContext,
+)
+from codebolt_topo.providers.local import _is_ours, _proc_start_time
+from codebolt_topo.providers.ssh_remote import helper_command, helper_source, start_time
+from codebolt_topo.providers.ssh_tunnel import scan_tunnels, spawn_tunnel, stop_tunnel
+from codebolt_topo.providers.ssh_wheelhouse import wheelhouse
+
+if TYPE_CHECKING:
+    from codebolt_topo.providers.ssh_bootstrap import Bootstrapper, RemoteEnv
+    from codebolt_topo.providers.ssh_connect import ConnectionPool
+
+__all__ = ["SshProvider"]
+
+HOSTS_FILE = "cloud-vm-hosts.json"
+
+
+class SshProvider(Provider):
+    """Node daemons on SSH hosts the topology lists, one tunnel process per node here."""
+
+    name = "cloud-vm"
+    category = Category.CLOUD
+    capabilities = frozenset({"python", f"python:{sys.version_info[0]}.{sys.version_info[1]}"})
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self._pool: ConnectionPool | None = None
+        self._bootstrapper: Bootstrapper | None = None
+        #: Cold/warm bootstrap seconds of the last create, for benchmarks and progress.
+        self.last_bootstrap: tuple[bool, float] | None = None
+
+    def pool(self) -> ConnectionPool:
+        """The SSH connection pool (asyncssh is imported on first use only: listing providers
+        or planning must not pay for it)."""
+        if self._pool is None:
+            from codebolt_topo.providers.ssh_connect import ConnectionPool
+
+            self._pool = ConnectionPool()
+        return self._pool
+
+    async def run(self, settings: SshSettings, command: str, *, input: str | None = None,
+                  timeout: float = 60.0) -> str:
+        """Run ``command`` on the host over the pooled route; its stdout."""
+        from codebolt_topo.providers.ssh_bootstrap import run_checked
+
+        async with self.pool().lease(settings) as route:
+            return await run_checked(route, command, input=input, timeout=timeout)
+
+    async def close(self) -> None:
+        """Close pooled SSH connections now (they also close when idle or when the loop ends)."""
+        if self._pool is not None:
+            await self._pool.close()
+
+    @classmethod
+    def base_offers(cls) -> tuple[frozenset[str], dict[str, str]]:
+        unknown = "cloud-vm cannot probe a host before placing a node on it; declare it in the "
+        return frozenset(cls.capabilities), {
+            family: unknown + f"node's capabilities if the host has it ({family})"
+            for family in ("gpu", "cuda", "browser", "docker")
+        }
+
+    def settings_of(self, spec: NodeSpec) -> SshSettings:
+        """The node's SSH settings with local paths made absolute (relative to the topology
+        file), so the handle means the same from any working directory."""
+        if spec.ssh is None:
+            raise ProviderError("cloud-vm: the node has no ssh settings")
+
+        def absolute(hop: SshHost) -> dict[str, Any]:
+            paths = {}
+            for field in ("identity_file", "known_hosts"):
+                value = getattr(hop, field)
+                if value is not None:
+                    paths[field] = str((self.context.base_dir / Path(value).expanduser()).resolve())
+            return paths
+
+        jumps = [hop.model_copy(update=absolute(hop)) for hop in spec.ssh.jump]
+        return spec.ssh.model_copy(update={**absolute(spec.ssh), "jump": jumps})
+
+    async def create(self, launch: NodeLaunch) -> Placement:
+        if launch.spec.workspace is not None:
+            raise ProviderError(
+                f"node {launch.name!r}: workspace: a cloud-vm node works in its directory on the "
+                "host; remove workspace (use narrative sync to move files)"
+            )
+        settings = self.settings_of(launch.spec)
+        wheels = await asyncio.to_thread(wheelhouse)
+        self._remember_host(settings)
+        if self._bootstrapper is None:
+            from codebolt_topo.providers.ssh_bootstrap import Bootstrapper
+
+            self._bootstrapper = Bootstrapper()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        async with self.pool().lease(settings) as route:
+            env = await self._bootstrapper.ensure(route, wheels)
+        self.last_bootstrap = (env.cold, loop.time() - began)
+        remote = await self._start_remote(launch, settings, env)
+        local_dir = self.context.runtime_dir / "nodes" / launch.name
+        local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        bind = launch.spec.host
+        handle: dict[str, Any] = {"ssh": settings.model_dump(mode="json"), "remote": remote,
+                                  "dir": str(local_dir)}
+        tunnel_config = {
+            "ssh": handle["ssh"],
+            "remote": remote,
+            "remote_host": "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind,
+            "remote_port": remote["port"],
+        }
+        try:
+            pid, started, port = await spawn_tunnel(local_dir, tunnel_config,
+                                                     self._markers(launch.name))
+        except ProviderError as error:
+            await self.destroy(handle, grace=1.0)
+            raise ProviderError(f"node {launch.name!r}: {error}") from None
+        handle.update(pid=pid, start_time=started)
+        return Placement(handle=handle, host="127.0.0.1", port=port)
+
+    async def _start_remote(
+        self, launch: NodeLaunch, settings: SshSettings, env: RemoteEnv
+    ) -> dict[str, Any]:
+        node_dir = f"{env.nodes_dir}/{self.context.topology}-{launch.name}-{secrets.token_hex(4)}"
+        config = launch.config.model_copy(
+            update={"workspace": f"{node_dir}/workspace", "state_dir": node_dir}
+        )
+        marker = {"topology": self.context.topology, "lineage": self.context.lineage,
+                  "node": launch.name, "env": self._markers(launch.name)}
+        q = shlex.quote
+        await self.run(settings, f"umask 077 && mkdir -p {q(node_dir + '/workspace')}"
+                                 f" && cat > {q(node_dir + '/launch.json')}",
+                          input=config.model_dump_json(indent=2))
+        await self.run(settings, f"umask 077 && cat > {q(node_dir + '/marker.json')}",
+                          input=json.dumps(marker))
+        try:
+            output = await self.run(
+                settings, helper_command(settings.python, "launch", node_dir, env.python),
+                input=helper_source(),
+            )
+        except ProviderError as error:
+            await self.run(settings, f"rm -rf {q(node_dir)}")
+            raise ProviderError(f"node {launch.name!r}: {error}") from None
+        return {**json.loads(output), "dir": node_dir}
+
+    async def inspect(self, handle: dict[str, Any]) -> Observation:
+        if "pid" not in handle or not _is_ours(handle):
+            return Observation(alive=False, reason=f"ssh tunnel {handle.get('pid')} is gone")
+        settings = SshSettings.model_validate(handle["ssh"])
+        remote = handle["remote"]
+        try:
+            stat = await self.run(settings, f"cat /proc/{int(remote['pid'])}/stat 2>/dev/null"
+                                            " || true")
+        except ProviderError as error:
+            return Observation(alive=False, reason=f"cannot check the daemon: {error}")
+        if start_time(stat) != remote["start_time"]:
+            return Observation(alive=False, reason=f"daemon {remote['pid']} on "
+                                                   f"{settings.host} is gone")
+        return Observation(alive=True)
+
+    async def destroy(self, handle: dict[str, Any], *, grace: float = 5.0) -> None:
+        settings = SshSettings.model_validate(handle["ssh"])
+        remote = handle["remote"]
+        failure: ProviderError | None = None
+        try:
+            await self.run(settings, helper_command(
+                settings.python, "stop", remote["dir"], str(int(remote["pid"])),
+                str(remote["start_time"] if remote["start_time"] is not None else -1), str(grace),
+            ), input=helper_source(), timeout=grace + 30)
+        except ProviderError as error:
+            failure = error
+        await stop_tunnel(handle, grace=grace)
+        if handle.get("dir"):
+            shutil.rmtree(handle["dir"], ignore_errors=True)
+        if failure is not None:
+            raise ProviderError(f"cannot stop the daemon on {settings.host}: {failure}")
+
+    async def discover(self) -> list[Discovered]:
+        found: list[Discovered] = []
+        seen: set[str] = set()
+        tunnels = await asyncio.to_thread(scan_tunnels, self.context.topology, self.context.lineage)
+        for pid, node, config in tunnels:
+            handle = {"pid": pid, "start_time": _proc_start_time(pid), "ssh": config["ssh"],
+                      "remote": config["remote"]}
+            found.append(Discovered(node=node, handle=handle))
+            seen.add(json.dumps([config["ssh"], config["remote"]], sort_keys=True))
+        for settings in self._hosts():
+            try:
+                listing = await self.run(settings, helper_command(
+                    settings.python, "list", f"{settings.remote_dir}/nodes",
+                    self.context.topology, self.context.lineage,
+                ), input=helper_source())
+            except ProviderError:
+                continue  # an unreachable host: its orphans wait for the next run
+            ssh = settings.model_dump(mode="json")
+            for entry in json.loads(listing):
+                remote = {key: entry[key] for key in ("port", "pid", "start_time", "dir")}
+                if json.dumps([ssh, remote], sort_keys=True) not in seen:
+                    found.append(Discovered(node=entry["node"],
+                                            handle={"ssh": ssh, "remote": remote}))
+        return found
+
+    def peer_url(self, peer: NodeState) -> str | None:
+        """A cloud-vm peer on the one host this topology uses, on that host's loopback.
+
+        Tunnels only run towards hosts, so a host cannot reach nodes elsewhere; and with several
+        hosts the sender's host is unknown here, so no URL is better than a wrong one.
+        """
+        if peer.provider != self.name or "remote" not in peer.handle or peer.url is None:
+            return None
+        hosts = self._hosts()
+        if len(hosts) != 1 or hosts[0].model_dump(mode="json") != peer.handle.get("ssh"):
+            return None
+        return f"ws://127.0.0.1:{int(peer.handle['remote']['port'])}"
+
+    def _markers(self, node: str) -> dict[str, str]:
+        return {"CODEBOLT_TOPOLOGY": self.context.topology, "CODEBOLT_NODE": node,
+                "CODEBOLT_LINEAGE": self.context.lineage}
+
+    def _hosts_path(self) -> Path:
+        return self.context.runtime_dir / HOSTS_FILE
+
+    def _hosts(self) -> list[SshSettings]:
+        try:
+            rows = json.loads(self._hosts_path().read_text())
+        except (OSError, ValueError):
+            return []
+        return [SshSettings.model_validate(row) for row in rows]
+
+    def _remember_host(self, settings: SshSettings) -> None:
+        if settings in self._hosts():
+            return
+        rows = [host.model_dump(mode="json") for host in [*self._hosts(), settings]]
+        path = self._hosts_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(f".tmp-{os.getpid()}")
+        scratch.write_text(json.dumps(rows, indent=2))
+        scratch.replace(path)
