@@ -145,8 +145,13 @@ def test_retention_expiry_is_truncated_and_info_reports_jobs(make_cluster) -> No
             sleeper = await client.exec("b", argv=["sleep", "30"])
             assert isinstance(await anext(aiter(sleeper)), Started)
         async with cluster.client("b") as admin:
-            info = await admin.info(detail=True)
-            states = {job["id"]: job["state"] for job in info["job_list"]}
+            # The node learns of the closed connection asynchronously: poll, do not race it.
+            for _ in range(100):
+                info = await admin.info(detail=True)
+                states = {job["id"]: job["state"] for job in info["job_list"]}
+                if states.get(sleeper.id) == "detached":
+                    break
+                await asyncio.sleep(0.1)
             assert states[sleeper.id] == "detached"
             assert info["job_states"]["detached"] == 1
             # Past the lease (killed) and then the retention; poll so a loaded machine is fine.
