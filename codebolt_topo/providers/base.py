@@ -122,6 +122,11 @@ class Provider(abc.ABC):
         offered, reasons = self.base_offers()
         return offered | frozenset(spec.capabilities), reasons
 
+    async def has_room(self, spec: NodeSpec) -> bool:
+        """Whether this provider can take one more node like ``spec`` now (a quota, a full
+        host). Hybrid placement skips a provider without room; others place regardless."""
+        return True
+
     async def discover(self) -> list[Discovered]:
         """Every node this provider runs for this topology instance (same topology name and
         lineage), found by the labels or markers ``create`` put on it, whether or not the

@@ -1,0 +1,157 @@
+"""hybrid: first placement that offers the requirements, has room and starts the node wins."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codebolt_topo.errors import ProviderError
+from codebolt_topo.model.state import NodeState
+from codebolt_topo.model.topology import NodeSpec
+from codebolt_topo.node.config import LaunchConfig
+from codebolt_topo.providers.base import NodeLaunch, Placement, ProviderContext
+from codebolt_topo.providers.hybrid import HybridProvider
+from codebolt_topo.providers.memory import MemoryProvider
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+from local_topology import applied_topology
+
+
+class Broken(MemoryProvider):
+    """A provider whose every create fails, as a provider out of quota would."""
+
+    async def create(self, launch: NodeLaunch) -> Placement:
+        raise ProviderError("quota exceeded")
+
+
+class Full(MemoryProvider):
+    async def has_room(self, spec: NodeSpec) -> bool:
+        return False
+
+
+def _hybrid(tmp_path: Path, **delegates: MemoryProvider) -> HybridProvider:
+    return HybridProvider(ProviderContext("t", "l", tmp_path / "rt", tmp_path), delegates)
+
+
+def _context(tmp_path: Path) -> ProviderContext:
+    return ProviderContext("t", "l", tmp_path / "rt", tmp_path)
+
+
+def _launch(name: str, **spec: Any) -> NodeLaunch:
+    config = LaunchConfig(topology="t", node=name, admin_token_digest="0" * 64,
+                          workspace="/tmp", state_dir="/tmp")
+    return NodeLaunch(name, NodeSpec.model_validate({"provider": "hybrid", **spec}), config)
+
+
+def test_first_entry_with_the_capability_places_the_node(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    laptop, cloud = MemoryProvider(ctx), MemoryProvider(ctx)
+    hybrid = _hybrid(tmp_path, laptop=laptop, cloud=cloud)
+    launch = _launch("train", requires=["gpu"], placement=[
+        "laptop", {"provider": "cloud", "overrides": {"capabilities": ["gpu"]}}])
+    placement = asyncio.run(hybrid.create(launch))
+    assert placement.handle["placed_on"] == "cloud"
+    assert placement.handle["placement"] == 1
+    assert list(cloud.alive.values()) == ["train"]
+    assert laptop.alive == {}
+    assert hybrid.offers(launch.spec)[0] >= {"gpu"}
+
+
+def test_max_nodes_then_spill_to_the_next(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    laptop, docker = MemoryProvider(ctx), MemoryProvider(ctx)
+    hybrid = _hybrid(tmp_path, laptop=laptop, docker=docker)
+    placement = [{"provider": "laptop", "max_nodes": 2}, "docker"]
+
+    async def place_all() -> list[Placement]:
+        return list(await asyncio.gather(
+            *(hybrid.create(_launch(f"w{i}", placement=placement)) for i in range(5))))
+
+    placed = asyncio.run(place_all())
+    assert sorted(p.handle["placed_on"] for p in placed) == ["docker"] * 3 + ["laptop"] * 2
+    assert len(laptop.alive) == 2
+
+
+def test_full_or_failing_providers_fall_through(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    last = MemoryProvider(ctx)
+    hybrid = _hybrid(tmp_path, full=Full(ctx), broken=Broken(ctx), last=last)
+    placement = asyncio.run(hybrid.create(_launch("a", placement=["full", "broken", "last"])))
+    assert placement.handle["placed_on"] == "last"
+    handle = placement.handle
+    assert asyncio.run(hybrid.inspect(handle)).alive
+    last.kill("a")
+    assert not asyncio.run(hybrid.inspect(handle)).alive
+    asyncio.run(hybrid.destroy(handle))
+
+
+def test_every_refusal_is_reported(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    hybrid = _hybrid(tmp_path, full=Full(ctx), broken=Broken(ctx), plain=MemoryProvider(ctx))
+    launch = _launch("a", requires=["browser"], placement=[
+        {"provider": "full", "overrides": {"capabilities": ["browser"]}},
+        {"provider": "broken", "overrides": {"capabilities": ["browser"]}}, "plain"])
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(hybrid.create(launch))
+    message = str(caught.value)
+    assert "full: no room" in message
+    assert "broken: quota exceeded" in message
+    assert "plain: lacks browser" in message
+
+
+def test_discovered_handles_match_recorded_ones(tmp_path: Path) -> None:
+    """A node hybrid placed is recognised by its provider's own discovery (no orphan)."""
+    ctx = _context(tmp_path)
+    laptop = MemoryProvider(ctx)
+    hybrid = _hybrid(tmp_path, laptop=laptop)
+    handle = asyncio.run(hybrid.create(_launch("a", placement=["laptop"]))).handle
+    found = asyncio.run(hybrid.discover())
+    assert [item.node for item in found] == ["a"]
+    assert found[0].same_as(handle)
+    asyncio.run(hybrid.destroy(found[0].handle))
+    assert laptop.alive == {}
+
+
+def test_peer_url_unwraps_hybrid_peers(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    hybrid = _hybrid(tmp_path, laptop=MemoryProvider(ctx))
+    handle = asyncio.run(hybrid.create(_launch("a", placement=["laptop"]))).handle
+    peer = NodeState(name="a", provider="hybrid", admin_token="x", launch={}, launch_hash="h",
+                     handle=handle, host="127.0.0.1", port=20000)
+    assert hybrid.peer_url(peer) == "ws://127.0.0.1:20000"
+
+
+def test_placement_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"placement\[0\]: image"):
+        NodeSpec.model_validate({"provider": "hybrid", "placement": [
+            {"provider": "local", "overrides": {"image": "x"}}]})
+    with pytest.raises(ValueError, match="belong to the node"):
+        NodeSpec.model_validate({"provider": "hybrid", "placement": [
+            {"provider": "local", "overrides": {"requires": ["gpu"]}}]})
+    with pytest.raises(ValueError, match="only provider: hybrid"):
+        NodeSpec.model_validate({"placement": ["local"]})
+
+
+@pytest.mark.slow
+def test_real_local_nodes_fall_back_when_the_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "topology.yaml"
+        path.write_text(
+            "name: spill\nnodes:\n  a: {}\n  b:\n    provider: hybrid\n    placement:\n"
+            f"      - {{provider: local, overrides: {{port: {port}}}}}\n      - local\n"
+            "edges:\n  - a -> b\n"
+        )
+        with applied_topology(path) as applied:
+            b = applied.state.nodes["b"]
+            assert b.handle["placed_on"] == "local"
+            assert b.handle["placement"] == 1
+            assert b.port != port
+            assert applied.run("b", ["echo", "spilled"])["b"].stdout == b"spilled\n"
