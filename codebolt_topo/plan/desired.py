@@ -54,6 +54,7 @@ class DesiredNode:
             "env": dict(sorted(self.spec.env.items())),
             "workspace": str(self.workspace) if self.workspace else None,
             **self.spec.container_settings(),
+            **self.spec.remote_settings(),
         }
         object.__setattr__(self, "launch_settings", settings)
         object.__setattr__(self, "launch_hash", stable_hash(settings))
