@@ -211,8 +211,14 @@ class StateFile:
         self.save(incoming)
 
     @classmethod
-    def _holder(cls, fd: int) -> str:
+    def _holder(cls, fd: int, settle: float = 1.0) -> str:
+        """Who holds the lock. The holder writes its details just after taking the flock,
+        so an empty file is given ``settle`` seconds to fill before we say "another run"."""
         info = cls._info(fd)
+        deadline = time.monotonic() + settle
+        while not info and time.monotonic() < deadline:
+            time.sleep(0.02)
+            info = cls._info(fd)
         if not info:
             return "another run"
         return (
