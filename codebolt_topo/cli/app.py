@@ -429,19 +429,20 @@ def exec_(
 
     data = sys.stdin.buffer.read() if stdin else None
 
-    def body() -> int:
+    def body(argv: list[str], entry: str | None, every: bool,
+             select: list[str] | None = None) -> int:
         return run_exec(
-            args,
-            from_node=from_node,
+            argv,
+            from_node=entry,
             timeout=timeout,
-            all_nodes=all_nodes,
+            all_nodes=every,
             shell=shell,
             stdin=data,
-            requires=requires or None,
+            requires=select,
         )
 
     if snapshot is None:
-        raise typer.Exit(body())
+        raise typer.Exit(body(args, from_node, all_nodes, requires or None))
     from codebolt_topo.cli.narrative import exec_with_snapshots
 
     raise typer.Exit(

@@ -238,14 +238,16 @@ def exec_with_snapshots(
     tag: tuple[str | None, str | None, str | None],
     from_node: str | None,
     all_nodes: bool,
-    body: Callable[[], int],
+    body: Callable[[list[str], str | None, bool], int],
     requires: list[str] | None = None,
 ) -> int:
     """``codebolt exec --snapshot before|after|both``: snapshot each target, run, snapshot.
 
     Client-side sequencing: three requests, not one atomic one (see engine.sync.snapshot_nodes).
     *tag* is (objective, thread, run); the after-snapshot is taken whatever the exit status, so
-    a failed run comes back as history too.
+    a failed run comes back as history too. A ``--requires`` selector is resolved once, here, and
+    *body* runs on exactly the nodes that are snapshotted: ``body(args, from_node, all_nodes)``
+    gets the arguments with the chosen targets written in.
     """
     from codebolt_topo.cli.exec_command import parse_exec_args
     from codebolt_topo.engine.entry import resolve_entry
@@ -257,9 +259,15 @@ def exec_with_snapshots(
         raise ConfigError(f"--snapshot must be before, after or both, not {when!r}")
     if not (objective and thread and run):
         raise ConfigError("--snapshot needs --objective, --thread and --run")
-    if requires:
-        raise ConfigError("--snapshot needs named targets; --requires picks its node at run time")
     file, rest = parse_exec_args(args)
+    if requires:
+        from codebolt_topo.engine.select import select_targets
+
+        from_node, chosen = asyncio.run(
+            select_targets(file, requires, from_node=from_node, every=all_nodes)
+        )
+        rest = [",".join(chosen), *rest]
+        args, all_nodes = [str(file), *rest], False
     targets = None if all_nodes or not rest else [t for t in rest[0].split(",") if t]
     entry = resolve_entry(file, targets, from_node=from_node, all_nodes=all_nodes)
     command = " ".join(rest[2:] if rest[1:2] == ["--"] else rest[1:])[:200]
@@ -274,7 +282,7 @@ def exec_with_snapshots(
 
     if when in ("before", "both"):
         take(f"before: {command}")
-    code = body()
+    code = body(args, from_node, all_nodes)
     if when in ("after", "both"):
         take(f"after: {command} (exit {code})")
     return code
