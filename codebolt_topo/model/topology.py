@@ -32,6 +32,7 @@ __all__ = [
     "NODE_NAME_PATTERN",
     "SHAPE_KEYS",
     "CapabilityName",
+    "E2bSettings",
     "EdgeItem",
     "EdgeSpec",
     "FanOutShape",
@@ -187,6 +188,32 @@ class SshSettings(SshHost):
     )
 
 
+class E2bSettings(_Strict):
+    """How an e2b node's sandbox is made and kept (provider: e2b)."""
+
+    template: str = Field(
+        "base", min_length=1,
+        description="Sandbox template name or ID. Its Python must be 3.11 or newer.",
+    )
+    timeout: int = Field(
+        300, ge=30, le=86400,
+        description="Seconds the sandbox lives without a keep-alive. While the node runs, its "
+        "relay process on this machine renews it every third of this; if this machine goes "
+        "away, the sandbox ends at most this long after.",
+    )
+    install: Literal["wheel", "template"] = Field(
+        "wheel",
+        description="wheel: upload this project's wheel through the files API and pip-install "
+        "it into a venv in the sandbox (dependencies from the template's site-packages or "
+        "the sandbox's package index); template: the template already has codebolt-topo.",
+    )
+    python: str = Field(
+        "python3", min_length=1,
+        description="Interpreter in the sandbox that makes the venv (wheel) or runs the node "
+        "(template).",
+    )
+
+
 #: Node fields a hybrid placement entry may override: how the node is launched, not what it is.
 PLACEMENT_FIXED = ("provider", "placement", "count", "requires", "restart", "heartbeat", "plugins")
 
@@ -320,6 +347,10 @@ class NodeSpec(_Strict):
     ssh: SshSettings | None = Field(
         None, description="The SSH server a cloud-vm node runs on (cloud-vm only)."
     )
+    e2b: E2bSettings | None = Field(
+        None, description="Template, timeout and install mode of an e2b node's sandbox "
+        "(e2b only; defaults apply when omitted).",
+    )
     placement: list[PlacementItem] = Field(
         default_factory=list,
         description="Providers a hybrid node tries in order: the first that offers every "
@@ -337,7 +368,7 @@ class NodeSpec(_Strict):
     @model_validator(mode="after")
     def _container_settings_need_a_container(self) -> NodeSpec:
         self._check_remote_settings()
-        if self.provider in ("local", "cloud-vm"):
+        if self.provider in ("local", "cloud-vm", "e2b"):
             used = list(self.container_settings())
             if used:
                 raise ValueError(
@@ -356,6 +387,8 @@ class NodeSpec(_Strict):
             raise ValueError("ssh: a cloud-vm node needs ssh settings (at least host)")
         if self.ssh is not None and self.provider != "cloud-vm":
             raise ValueError("ssh: only provider: cloud-vm uses ssh settings")
+        if self.e2b is not None and self.provider != "e2b":
+            raise ValueError("e2b: only provider: e2b uses e2b settings")
         if self.provider == "hybrid" and not self.placement:
             raise ValueError("placement: a hybrid node needs a list of providers to try")
         if self.placement and self.provider != "hybrid":
@@ -387,9 +420,10 @@ class NodeSpec(_Strict):
         return NodeSpec.model_validate(values)
 
     def remote_settings(self) -> dict[str, Any]:
-        """ssh and placement when set, for launch hashes (empty otherwise, so nodes that use
-        neither keep the hash they had before these settings existed)."""
-        values = self.model_dump(mode="json", include={"ssh", "placement"}, exclude_none=True)
+        """ssh, e2b and placement when set, for launch hashes (empty otherwise, so nodes that
+        use none keep the hash they had before these settings existed)."""
+        values = self.model_dump(mode="json", include={"ssh", "e2b", "placement"},
+                                 exclude_none=True)
         return {name: value for name, value in values.items() if value}
 
     def container_settings(self) -> dict[str, Any]:

@@ -1,0 +1,96 @@
+"""How the node daemon gets into an e2b sandbox: this project's wheel, or the template's copy.
+
+``install: wheel`` builds this project's wheel here once (``pip wheel --no-deps``, cached under
+the same version + source-hash key as the cloud-vm wheelhouse, or taken from
+``CODEBOLT_WHEELHOUSE``), uploads it through the SDK's files API and installs it into a venv in
+the sandbox. The venv sees the template's site-packages, so a template that already carries the
+dependencies installs nothing else; otherwise pip fetches them from the sandbox's index (e2b
+sandboxes reach the internet unless told not to). ``install: template`` runs the template's own
+``codebolt_topo`` and uploads nothing.
+
+Paths in the sandbox are relative to the sandbox user's home (envd's default directory).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import codebolt_topo
+from codebolt_topo.errors import ProviderError
+from codebolt_topo.model.topology import E2bSettings
+from codebolt_topo.providers.ssh_wheelhouse import _content_hash, cache_root, source_tree
+
+__all__ = ["SANDBOX_DIR", "install_command", "project_wheel", "serve_command"]
+
+#: The node's directory in the sandbox: launch.json, node.log, the venv, the workspace.
+SANDBOX_DIR = ".codebolt"
+VENV = f"{SANDBOX_DIR}/venv"
+
+
+def project_wheel() -> Path:
+    """This project's wheel for the running code (built on first use: blocking, seconds)."""
+    explicit = os.environ.get("CODEBOLT_WHEELHOUSE")
+    if explicit:
+        wheels = sorted(Path(explicit).glob("codebolt_topo-*.whl"))
+        if not wheels:
+            raise ProviderError(f"CODEBOLT_WHEELHOUSE={explicit}: no codebolt_topo wheel there")
+        return wheels[-1]
+    root = source_tree()
+    if root is None:
+        raise ProviderError(
+            "e2b install: wheel needs this project's wheel: run from a source checkout, set "
+            "CODEBOLT_WHEELHOUSE to a directory holding it, or use install: template"
+        )
+    target = cache_root() / "wheel" / f"{codebolt_topo.__version__}-{_content_hash(root)}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two applies at once build it once
+        if not (target / ".complete").exists():
+            _build(root, target)
+    return next(target.glob("codebolt_topo-*.whl"))
+
+
+def _build(root: Path, target: Path) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+             "--no-deps", "--wheel-dir", str(scratch), str(root)],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            tail = "\n  ".join(result.stderr.strip().splitlines()[-8:])
+            raise ProviderError(f"building this project's wheel failed (pip wheel):\n  {tail}")
+        (scratch / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def install_command(settings: E2bSettings, wheel: str) -> str:
+    """The shell command that installs ``wheel`` (a path in the sandbox) into the venv."""
+    q = shlex.quote
+    return (
+        f"{q(settings.python)} -m venv --system-site-packages {VENV}"
+        f" && {VENV}/bin/python -m pip install --quiet --disable-pip-version-check"
+        f" --no-warn-script-location {q(wheel)}"
+    )
+
+
+def serve_command(settings: E2bSettings) -> str:
+    """The shell command that runs the node daemon from ``launch.json`` in the sandbox. It
+    reports ``{"port", "pid"}`` on the FIFO ``ready`` once it listens (opening the FIFO waits
+    for its reader: the provider's ``cat``)."""
+    python = f"{VENV}/bin/python" if settings.install == "wheel" else shlex.quote(settings.python)
+    return (
+        f"exec {python} -m codebolt_topo.node --config {SANDBOX_DIR}/launch.json --ready-fd 3"
+        f" 3>{SANDBOX_DIR}/ready >> {SANDBOX_DIR}/node.log 2>&1"
+    )
