@@ -37,7 +37,7 @@ from codebolt_topo.providers.base import (
     Provider,
     ProviderContext,
 )
-from codebolt_topo.providers.local import _is_ours, _proc_start_time
+from codebolt_topo.providers.processes import is_ours
 from codebolt_topo.providers.ssh_remote import helper_command, helper_source, start_time
 from codebolt_topo.providers.ssh_tunnel import scan_tunnels, spawn_tunnel, stop_tunnel
 from codebolt_topo.providers.ssh_wheelhouse import wheelhouse
@@ -177,7 +177,7 @@ class SshProvider(Provider):
         return {**json.loads(output), "dir": node_dir}
 
     async def inspect(self, handle: dict[str, Any]) -> Observation:
-        if "pid" not in handle or not _is_ours(handle):
+        if "pid" not in handle or not is_ours(handle):
             return Observation(alive=False, reason=f"ssh tunnel {handle.get('pid')} is gone")
         settings = SshSettings.model_validate(handle["ssh"])
         remote = handle["remote"]
@@ -212,8 +212,8 @@ class SshProvider(Provider):
         found: list[Discovered] = []
         seen: set[str] = set()
         tunnels = await asyncio.to_thread(scan_tunnels, self.context.topology, self.context.lineage)
-        for pid, node, config in tunnels:
-            handle = {"pid": pid, "start_time": _proc_start_time(pid), "ssh": config["ssh"],
+        for pid, started, node, config in tunnels:
+            handle = {"pid": pid, "start_time": started, "ssh": config["ssh"],
                       "remote": config["remote"]}
             found.append(Discovered(node=node, handle=handle))
             seen.add(json.dumps([config["ssh"], config["remote"]], sort_keys=True))

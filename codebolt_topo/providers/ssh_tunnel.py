@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -27,19 +26,18 @@ from typing import Any
 
 from codebolt_topo.errors import ProviderError
 from codebolt_topo.model.topology import SshSettings
-from codebolt_topo.providers.local import (
-    _open_exit_waiter,
-    _proc_start_time,
-    _read_all,
-    _reap,
-    _write_private,
+from codebolt_topo.providers.processes import (
+    READY_FD,
+    scan_marked,
+    spawn_detached,
+    stop_group,
+    write_private,
 )
 
 __all__ = ["main", "scan_tunnels", "serve", "spawn_tunnel", "stop_tunnel"]
 
 log = logging.getLogger("codebolt_topo.ssh_tunnel")
 MODULE = "codebolt_topo.providers.ssh_tunnel"
-READY_FD = 3
 READY_TIMEOUT = 30.0
 
 
@@ -93,27 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(serve(config, args.ready_fd))
 
 
-def scan_tunnels(topology: str, lineage: str) -> list[tuple[int, str, dict[str, Any]]]:
-    """Tunnel processes on this machine carrying these markers: (pid, node, config)."""
-    wanted = {f"CODEBOLT_TOPOLOGY={topology}".encode(), f"CODEBOLT_LINEAGE={lineage}".encode()}
+def scan_tunnels(topology: str, lineage: str) -> list[tuple[int, int, str, dict[str, Any]]]:
+    """Tunnel processes on this machine carrying these markers: (pid, start time, node,
+    config)."""
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    markers = {"CODEBOLT_TOPOLOGY": topology, "CODEBOLT_LINEAGE": lineage}
+    for process in scan_marked(markers, lambda argv: MODULE.encode() in argv):
         try:
-            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
-            if MODULE.encode() not in cmdline:
-                continue
-            environ = set(Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0"))
-            config_path = cmdline[cmdline.index(b"--config") + 1].decode()
+            config_path = process.cmdline[process.cmdline.index(b"--config") + 1].decode()
             config = json.loads(Path(config_path).read_text())
         except (OSError, ValueError, IndexError):
             continue
-        if wanted <= environ:
-            node = next((v[len(b"CODEBOLT_NODE="):].decode() for v in environ
-                         if v.startswith(b"CODEBOLT_NODE=")), None)
-            if node is not None:
-                found.append((int(entry.name), node, config))
+        node = process.environ.get("CODEBOLT_NODE")
+        if node is not None:
+            found.append((process.pid, process.start_time, node, config))
     return found
 
 
@@ -123,63 +114,17 @@ async def spawn_tunnel(
     """Start a tunnel process for ``config``; return its (pid, start time, local port) once it
     forwards. Raises :class:`ProviderError` with the tail of its log if it cannot."""
     config_path = node_dir / "tunnel.json"
-    _write_private(config_path, json.dumps(config, indent=2).encode())
-    read_fd, write_fd = os.pipe()
-    log_fd = os.open(node_dir / "tunnel.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    write_private(config_path, json.dumps(config, indent=2).encode())
     argv = [sys.executable, "-m", MODULE, "--config", str(config_path),
             "--ready-fd", str(READY_FD)]
-    try:
-        pid = os.posix_spawn(  # noqa: ASYNC221 - returns as soon as the child exists
-            sys.executable, argv, {**os.environ, **markers},
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                (os.POSIX_SPAWN_DUP2, log_fd, 2),
-                (os.POSIX_SPAWN_DUP2, write_fd, READY_FD),
-            ],
-            setsid=True,
-        )
-    finally:
-        os.close(write_fd)
-        os.close(log_fd)
-    start_time = _proc_start_time(pid)
-    try:
-        ready = await asyncio.wait_for(asyncio.to_thread(_read_all, read_fd), READY_TIMEOUT)
-    except TimeoutError:
-        await stop_tunnel({"pid": pid, "start_time": start_time}, grace=1.0)
-        raise ProviderError(f"ssh tunnel did not come up within {READY_TIMEOUT:.0f} s"
-                            f"{_tail(node_dir)}") from None
-    if not ready:
-        _reap(pid)
-        raise ProviderError(f"ssh tunnel exited during start{_tail(node_dir)}")
-    return pid, start_time, int(json.loads(ready)["port"])
+    spawned = await spawn_detached(argv, {**os.environ, **markers}, node_dir / "tunnel.log",
+                                   what="ssh tunnel", timeout=READY_TIMEOUT)
+    return spawned.pid, spawned.start_time, int(json.loads(spawned.ready)["port"])
 
 
 async def stop_tunnel(handle: dict[str, Any], *, grace: float) -> None:
     """SIGTERM the tunnel's group, SIGKILL after ``grace`` s; nothing if it is gone."""
-    if "pid" not in handle:
-        return
-    pid = int(handle["pid"])
-    gone = await _open_exit_waiter(handle)
-    if gone is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.shield(gone), grace)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        await gone
-    _reap(pid)
-
-
-def _tail(node_dir: Path, lines: int = 6) -> str:
-    try:
-        text = (node_dir / "tunnel.log").read_text(errors="replace").strip().splitlines()
-    except FileNotFoundError:
-        return ""
-    return "; tunnel log:\n  " + "\n  ".join(text[-lines:]) if text else ""
+    await stop_group(handle, grace=grace)
 
 
 if __name__ == "__main__":

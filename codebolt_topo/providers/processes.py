@@ -1,0 +1,243 @@
+"""Detached helper processes on this machine: start, recognise, wait for and stop them.
+
+Local node daemons and cloud-vm tunnel processes live the same life: they must outlive the CLI
+that started them, tell it when they are ready, be recognised later by a run that lost track of
+them, and be stopped without ever hitting a recycled pid. That life is implemented once, here.
+
+- :func:`spawn_detached` starts ``argv`` with ``posix_spawn`` in a new session (its process group
+  can be signalled as one), stdin from ``/dev/null``, stdout and stderr appended to a log (0600),
+  and a pipe on fd 3 on which the child writes one line once it is ready. Reading that line, not
+  polling a port, is how readiness is known.
+- A :data:`handle <ProcessHandle>` records the pid *and* the process start time (clock ticks since
+  boot, from ``/proc``): :func:`is_ours` compares both, so a pid reused by another process is
+  never taken for ours.
+- :func:`stop_group` waits through a pidfd (readable when the process exits, whoever its parent
+  is), SIGTERM first, SIGKILL after the grace period.
+- :func:`scan_marked` finds processes by the marker variables in their environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codebolt_topo.errors import ProviderError
+
+__all__ = [
+    "READY_FD",
+    "Marked",
+    "Spawned",
+    "is_ours",
+    "log_tail",
+    "proc_start_time",
+    "reap",
+    "scan_marked",
+    "spawn_detached",
+    "stop_group",
+    "write_private",
+]
+
+#: The descriptor on which a spawned child reports readiness (one line, then it closes it).
+READY_FD = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """A detached child that reported ready: its pid, start time and the line it wrote."""
+
+    pid: int
+    start_time: int | None
+    ready: bytes
+
+    @property
+    def handle(self) -> dict[str, Any]:
+        return {"pid": self.pid, "start_time": self.start_time}
+
+
+@dataclass(frozen=True, slots=True)
+class Marked:
+    """A process found by its markers: pid, start time, command line and environment."""
+
+    pid: int
+    start_time: int
+    cmdline: list[bytes]
+    environ: dict[str, str]
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot, or None if it is gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def reap(pid: int) -> None:
+    """Collect our own dead child so it does not linger as a zombie; ignore others' pids."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def is_ours(handle: Mapping[str, Any]) -> bool:
+    """Whether the process ``handle`` recorded still runs (same pid, same start time)."""
+    pid = int(handle["pid"])
+    reap(pid)
+    return proc_start_time(pid) == handle.get("start_time")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner only (configs carry tokens)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
+def log_tail(log: Path, lines: int = 8) -> str:
+    """The last lines of ``log``, formatted to end an error message ('' when there are none)."""
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    if not text:
+        return ""
+    return f"; {log.stem} log:\n  " + "\n  ".join(text[-lines:])
+
+
+async def spawn_detached(argv: list[str], env: Mapping[str, str], log: Path, *, what: str,
+                         timeout: float) -> Spawned:
+    """Start ``argv`` detached and wait for its ready line on fd 3.
+
+    Raises :class:`ProviderError` ending with the tail of ``log`` when the child exits before it
+    is ready, or when ``timeout`` s pass first (then the child is stopped: nothing is left
+    behind). ``what`` names the child in those errors ("node 'a': daemon", "ssh tunnel").
+    """
+    read_fd, write_fd = os.pipe()
+    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        pid = os.posix_spawn(  # noqa: ASYNC221 - returns as soon as the child exists
+            argv[0],
+            argv,
+            dict(env),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+                (os.POSIX_SPAWN_DUP2, write_fd, READY_FD),
+            ],
+            setsid=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+        os.close(log_fd)
+    start_time = proc_start_time(pid)
+    try:
+        ready = await asyncio.wait_for(asyncio.to_thread(_read_all, read_fd), timeout)
+    except TimeoutError:
+        await stop_group({"pid": pid, "start_time": start_time}, grace=1.0)
+        raise ProviderError(
+            f"{what} did not become ready within {timeout:.0f} s{log_tail(log)}"
+        ) from None
+    if not ready:
+        reap(pid)
+        raise ProviderError(f"{what} exited during start{log_tail(log)}")
+    return Spawned(pid=pid, start_time=start_time, ready=ready)
+
+
+async def stop_group(handle: Mapping[str, Any], *, grace: float) -> None:
+    """SIGTERM the process group of ``handle``, SIGKILL after ``grace`` s; nothing if it is
+    gone (or its pid now belongs to someone else)."""
+    if "pid" not in handle:
+        return
+    pid = int(handle["pid"])
+    gone = await _exit_waiter(handle)
+    if gone is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(gone), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        await gone
+    reap(pid)
+
+
+def scan_marked(markers: Mapping[str, str],
+                cmdline_has: Callable[[list[bytes]], bool]) -> list[Marked]:
+    """Processes of this user whose environment carries every ``markers`` entry and whose
+    command line passes ``cmdline_has`` (children inherit markers; the test tells them apart)."""
+    wanted = {f"{key}={value}".encode() for key, value in markers.items()}
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if not cmdline_has(cmdline):
+                continue
+            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not wanted <= set(raw):
+            continue
+        start_time = proc_start_time(pid)
+        if start_time is None:
+            continue
+        environ = dict(
+            item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item
+        )
+        found.append(Marked(pid=pid, start_time=start_time, cmdline=cmdline, environ=environ))
+    return found
+
+
+async def _exit_waiter(handle: Mapping[str, Any]) -> asyncio.Future[None] | None:
+    """A future that completes when the process exits; None if it is already gone.
+
+    The start time is checked *after* opening the pidfd, so a recycled pid cannot slip in.
+    """
+    pid = int(handle["pid"])
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    if not is_ours(handle):
+        os.close(pidfd)
+        return None
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(pidfd, on_exit)
+    return gone
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    try:
+        while chunk := os.read(fd, 4096):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
