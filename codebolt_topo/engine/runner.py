@@ -223,6 +223,7 @@ class Engine:
             peers=peers,
             routes=desired.routes,
             accept=accept,
+            upstream=desired.upstream,
             plugins=desired.plugins,
             capabilities=sorted(sender.offers(desired.spec)[0]),
             hop_limit=max(16, len(state.nodes)),

@@ -52,6 +52,11 @@ class RuntimeConfig(_Model):
         default_factory=dict,
         description="Principal (the source node of an inbound edge) -> digest of its token.",
     )
+    upstream: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=("Node -> the nodes upstream of it, for this node and every node upstream "
+                     "of it: who may carry and reach whose requests (see node/principals.py)."),
+    )
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description=("Enabled plugins and their settings; remote-execution on nodes with "

@@ -23,6 +23,8 @@ from codebolt_topo.node.config import LaunchConfig, RuntimeConfig
 from codebolt_topo.node.gateway import ExecutionGateway
 from codebolt_topo.node.hooks import NodeContext
 from codebolt_topo.node.plugins import PluginHost
+from codebolt_topo.node.principals import OWNER, claim_owner, job_refusal
+from codebolt_topo.node.protocol import targets_of
 from codebolt_topo.node.router import Router
 from codebolt_topo.node.table import JobTable
 
@@ -60,7 +62,15 @@ class NodeCore:
         self._background: set[asyncio.Future[None]] = set()
 
     def refusal(self, principal: str, kind: str, msg: dict[str, Any]) -> tuple[str, str] | None:
-        """(code, message) when ``principal`` may not send ``kind`` now, else None."""
+        """(code, message) when ``principal`` may not send ``kind`` now, else None.
+
+        An admitted ``exec``/``attach`` leaves with its ``owner`` stamped (see
+        :mod:`~codebolt_topo.node.principals`).
+        """
+        if kind in ("exec", "attach"):
+            problem = self._ownership(principal, msg)
+            if problem:
+                return "forbidden", problem
         if principal == ADMIN:
             return None
         if kind not in _PEER_ALLOWED:
@@ -74,6 +84,17 @@ class NodeCore:
             if veto is not None:
                 return "forbidden", str(veto)
         return None
+
+    def _ownership(self, principal: str, msg: dict[str, Any]) -> str:
+        upstream = self.runtime.upstream
+        problem = claim_owner(msg, principal, self.name, admin=principal == ADMIN,
+                              upstream=upstream)
+        if problem or self.name not in targets_of(msg):
+            return problem
+        key = msg.get("origin", msg["id"])
+        held = self.jobs.get(key)
+        return "" if held is None else job_refusal(self.name, key, held.local.owner,
+                                                    msg[OWNER], upstream)
 
     def _job_started(self, held: HeldJob) -> None:
         assert held.pid is not None

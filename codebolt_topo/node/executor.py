@@ -75,6 +75,7 @@ class LocalJob:
                  workspace: Path, sink: Sink) -> None:
         self.node = node
         self.request_id: str = request["id"]
+        self.owner: str | None = request.get("owner")  # see node/principals.py
         self._request = request
         self._base_env = base_env
         self._workspace = workspace

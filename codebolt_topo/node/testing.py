@@ -24,6 +24,7 @@ from typing import Any
 
 from codebolt_topo.client import NodeClient
 from codebolt_topo.node.config import LaunchConfig, PeerLink, RuntimeConfig, token_digest
+from codebolt_topo.node.principals import upstream_sets
 
 __all__ = ["Cluster", "process_running", "shortest_routes"]
 
@@ -167,6 +168,7 @@ class Cluster:
                       for a, b in self.edges if a == node},
             "routes": routes,
             "accept": {a: token_digest(self.edge_token(a, node)) for a in inbound},
+            "upstream": upstream_sets(self.edges).get(node, {}),
             "plugins": {"remote-execution": {}} if inbound else {},
         }
         values.update(overrides)

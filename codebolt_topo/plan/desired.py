@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codebolt_topo.model.topology import NodeSpec
+from codebolt_topo.node.principals import upstream_sets
 
 if TYPE_CHECKING:
     from codebolt_topo.plan.validate import ValidatedTopology
@@ -42,6 +43,8 @@ class DesiredNode:
     inbound: tuple[str, ...]
     routes: dict[str, list[str]]
     plugins: dict[str, dict[str, Any]]
+    upstream: dict[str, list[str]] = field(default_factory=dict)
+    """Upstream sets this node checks request owners against (node/principals.py)."""
     launch_settings: dict[str, Any] = field(init=False, repr=False, compare=False)
     launch_hash: str = field(init=False, repr=False, compare=False)
 
@@ -67,6 +70,7 @@ class DesiredNode:
             "routes": self.routes,
             "plugins": self.plugins,
             "capabilities": sorted(self.spec.capabilities),
+            "upstream": self.upstream,
         }
 
     @property
@@ -91,6 +95,7 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
     routes = graph.routes()
     receivers = set(graph.receivers())
     base = validated.path.resolve().parent
+    upstream = upstream_sets(graph.edges())
     result: dict[str, DesiredNode] = {}
     for name, spec in validated.topology.nodes.items():
         inbound = tuple(sorted(graph.predecessors(name)))
@@ -102,5 +107,6 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
             inbound=inbound,
             routes={dest: list(hops) for dest, hops in sorted(routes.get(name, {}).items())},
             plugins=_plugins(spec, name in receivers),
+            upstream=upstream.get(name, {}),
         )
     return result

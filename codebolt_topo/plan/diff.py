@@ -81,6 +81,8 @@ def _wiring_reasons(desired: DesiredNode, recorded: Mapping[str, Any]) -> list[s
         reasons.append(f"plugins {' '.join(parts)}" if parts else "plugin settings changed")
     if desired.routes != recorded.get("routes", {}) and not reasons:
         reasons.append("routes changed")
+    if desired.upstream != recorded.get("upstream", {}) and not reasons:
+        reasons.append("upstream owners changed")
     return reasons
 
 
