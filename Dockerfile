@@ -15,6 +15,12 @@ FROM ${BASE}
 RUN useradd --uid 10001 --user-group --create-home --home-dir /home/codebolt --shell /bin/sh codebolt \
     && mkdir -p /workspace && chown codebolt:codebolt /workspace
 
+# iptables sets a sandbox node's egress firewall (from a helper container sharing its network
+# namespace; see codebolt_topo/providers/docker_firewall.py). The registry-free base has it.
+RUN command -v iptables >/dev/null || { apt-get update -q \
+        && apt-get install -y -q --no-install-recommends iptables \
+        && rm -rf /var/lib/apt/lists/*; }
+
 # pyproject.toml always matches, so the build works without a wheelhouse; dep[s] matches only
 # when the wheelhouse exists and copies its wheels.
 COPY pyproject.toml build/wheelhouse/dep[s] /wheels/deps/

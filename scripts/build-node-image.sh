@@ -2,7 +2,7 @@
 # Build the codebolt node image with no image registry at all.
 #
 #   1. base:  debootstrap a minimal Debian bookworm with python3 from Debian's own packages, from
-#             the mirror this host's apt already uses, and `docker import` it as codebolt-base:bookworm
+#             the mirror this host's apt already uses, and `docker import` it as codebolt-base:bookworm-2
 #             (skipped when that tag exists: debootstrap takes about a minute).
 #   2. wheels: `pip wheel .` on the host into build/wheelhouse/{deps,project} (the host Python must have the same
 #             major.minor as the base's python3, so binary wheels such as pydantic-core fit).
@@ -19,7 +19,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 SUITE=bookworm
-BASE_TAG=${CODEBOLT_BASE_IMAGE:-codebolt-base:$SUITE}
+# The tag names the package set: a base cached before a package was added is not reused.
+BASE_TAG=${CODEBOLT_BASE_IMAGE:-codebolt-base:$SUITE-2}
 WHEELHOUSE=build/wheelhouse
 FORCE=0
 REBASE=0
@@ -77,7 +78,7 @@ build_base() {
     trap 'rm -rf "$rootfs"' EXIT
     say "debootstrap $SUITE from $mirror (about a minute)"
     debootstrap --variant=minbase --components=main \
-        --include=python3,python3-venv,ca-certificates \
+        --include=python3,python3-venv,ca-certificates,iptables \
         "$SUITE" "$rootfs" "$mirror" >&2
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*

@@ -5,7 +5,9 @@ name, so container-to-container edges use ``ws://<node>:3100``. The orchestrator
 reach a container through its port published on 127.0.0.1; a container reaches nodes on the host
 through ``host.docker.internal`` (the engine's host gateway). Sandbox nodes sit only on an internal
 network (no route out) that the topology's other containers join too; having no published port,
-they are reached from this host at their address on that network.
+they are reached from this host at their address on that network, and their own egress firewall
+(:mod:`docker_firewall`) keeps their code from opening connections to this host or anything else
+off that network.
 
 Everything created is labelled (see :mod:`docker_names`), so a re-run after a crash removes what
 the crashed run left instead of duplicating it, and ``destroy`` removes only what was created.
@@ -33,6 +35,7 @@ from codebolt_topo.providers.base import (
 )
 from codebolt_topo.providers.docker_engine import DockerEngine
 from codebolt_topo.providers.docker_entry import ENV_CONFIG
+from codebolt_topo.providers.docker_firewall import seal
 from codebolt_topo.providers.docker_image import ensure_image
 from codebolt_topo.providers.docker_names import CONTAINER_PORT, LABEL_NODE, WORKSPACE, Names
 from codebolt_topo.providers.docker_options import LABEL_SANDBOX, LABEL_VOLUMES, container_options
@@ -86,6 +89,9 @@ class DockerProvider(Provider):
                     self.engine.start, options, [(n, node) for n in networks]
                 )
             handle["id"] = container.id
+            if spec.sandbox:
+                await seal(self.engine, container.id, image, self.names.sandbox_network, node,
+                           self.names.labels("helper", node))
             detected = await wait_ready(self.engine, container.id, node)
             host, port = await self._address(container.id, spec.sandbox)
         except BaseException:

@@ -142,6 +142,31 @@ class DockerEngine:
         return container
 
     @engine_errors
+    def run_in_namespace_of(self, container_id: str, image: str, command: list[str],
+                            labels: dict[str, str]) -> tuple[int, str]:
+        """Run ``command`` as root with ``NET_ADMIN`` in a throwaway container sharing the
+        network namespace of ``container_id`` (and nothing else); its exit code and output."""
+        helper = self.client.containers.run(
+            image,
+            command,
+            entrypoint=[],
+            user="0:0",
+            network_mode=f"container:{container_id}",
+            cap_drop=["ALL"],
+            cap_add=["NET_ADMIN", "NET_RAW"],
+            security_opt=["no-new-privileges:true"],
+            labels=labels,
+            detach=True,
+        )
+        try:
+            result = helper.wait(timeout=60)
+            output = bytes(helper.logs(stdout=True, stderr=True)).decode(errors="replace")
+        finally:
+            with contextlib.suppress(Exception):
+                helper.remove(force=True)
+        return int(result.get("StatusCode", 1)), output
+
+    @engine_errors
     def attrs(self, container_id: str) -> dict[str, Any] | None:
         """``docker inspect`` of a container, or None when it is gone."""
         import docker.errors

@@ -119,10 +119,16 @@ def test_sandbox_is_locked_down(tmp_path: Path, host_server: int) -> None:
         assert b"mount=0" not in privileged["s"].stdout
         assert b"unshare=0" not in privileged["s"].stdout
 
-        # No route out of the host. Services of the host itself that listen on every interface
-        # stay reachable through the internal bridge's gateway (see README, docker: known gaps).
+        # No route out of the host, and no way to the host itself: its services listening on
+        # every interface sit behind the internal bridge's gateway, which the sandbox's own
+        # egress firewall drops. The parent container on that network still answers.
+        gateway = networks[0].attrs["IPAM"]["Config"][0]["Gateway"]
         out = _run(path, "s", CONNECT.format(hosts=["1.1.1.1", "8.8.8.8"], port=53))["s"]
         assert out.stdout.decode().count("failed") == 2, out.stdout
+        to_host = _run(path, "s", CONNECT.format(hosts=[gateway], port=host_server))["s"]
+        assert b"failed" in to_host.stdout, to_host.stdout
+        to_parent = _run(path, "s", CONNECT.format(hosts=["a"], port=3100))["s"]
+        assert b"a connected" in to_parent.stdout, to_parent.stdout
         control = _run(path, "a", CONNECT.format(hosts=["host.docker.internal"], port=host_server))[
             "a"
         ].stdout
