@@ -9,7 +9,7 @@ import pytest
 
 from codebolt_topo.client import ExecHandle, Exit, Failed, Notification, Output, Started
 from codebolt_topo.errors import ExecError, ProtocolError
-from codebolt_topo.node.protocol import STDERR, STDIN, STDOUT, pack_data
+from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDIN, STDOUT, pack_data
 
 
 class FakeLink:
@@ -135,7 +135,7 @@ def test_controls_use_the_job_channel() -> None:
 
 
 def test_stdin_is_sent_in_chunks_then_eof() -> None:
-    data = b"x" * (64 * 1024 + 10)
+    data = b"x" * (CHUNK_SIZE + 10)
 
     async def main() -> list[str | bytes]:
         handle, link = make(stdin=data)
@@ -145,8 +145,8 @@ def test_stdin_is_sent_in_chunks_then_eof() -> None:
         return link.sent
 
     sent = asyncio.run(main())
-    assert sent[0] == pack_data(STDIN, 3, 0, data[:65536])
-    assert sent[1] == pack_data(STDIN, 3, 65536, data[65536:])
+    assert sent[0] == pack_data(STDIN, 3, 0, data[:CHUNK_SIZE])
+    assert sent[1] == pack_data(STDIN, 3, CHUNK_SIZE, data[CHUNK_SIZE:])
     assert sent[2] == '{"t":"eof","ch":3}'
 
 

@@ -67,7 +67,7 @@ class RuntimeConfig(_Model):
         16, ge=1, description="Hops a request may still take when it enters here."
     )
     window: int = Field(
-        4 * 1024 * 1024, ge=1024,
+        16 * 1024 * 1024, ge=1024,
         description=("Bytes of one job's stream this node sends beyond what its caller "
                      "acknowledged; a full window pauses the child (bounded memory)."),
     )

@@ -8,21 +8,23 @@ Contract of :class:`LocalJob`: call :meth:`LocalJob.start` once (it spawns, or r
 time after ``start``.
 
 Each job runs in its own session (``start_new_session``) so that cancel and timeout reach the
-whole process group: SIGTERM, then SIGKILL after :data:`KILL_GRACE`. Output is read in chunks of
-at most 64 KiB and each chunk is handed to the sink, awaited, before the next read: a sink whose
-window is full stalls the pipe, and so the child, not our memory.
+whole process group: SIGTERM, then SIGKILL after :data:`KILL_GRACE`. Output is read from enlarged
+pipes in chunks of at most 256 KiB (one frame's payload), kept as read (no copy), and each chunk is
+handed to the sink, awaited, before the next read: a sink whose window is full stalls the pipe,
+and so the child, not our memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import signal as signals
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +37,8 @@ KILL_GRACE = 1.0
 """Seconds between SIGTERM and SIGKILL when a job is cancelled or times out."""
 LINGER_GRACE = 1.0
 """Seconds the pipes may stay open after the main process exited before the group is killed."""
+PIPE_SIZE = 1024 * 1024
+"""Capacity asked of the kernel for each output pipe (Linux ``F_SETPIPE_SZ``)."""
 _NOTIFY_LINE_LIMIT = 1024 * 1024
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,41 @@ class Sink(Protocol):
 
     def release(self) -> None:
         """The job is being killed: stop holding the pipes back, so they drain and close."""
+
+
+def _output_pipe() -> tuple[int, int]:
+    """A pipe for the child's stdout or stderr: (our non-blocking read end, its write end).
+
+    Enlarged to :data:`PIPE_SIZE` where the kernel allows, so the child writes on while a frame
+    is being sent and each read takes a whole frame's worth.
+    """
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or over the user's quota
+        fcntl.fcntl(read_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    os.set_blocking(read_fd, False)
+    return read_fd, write_fd
+
+
+def _owning(coro: Coroutine[Any, Any, None], fd: int) -> asyncio.Future[None]:
+    """Run ``coro`` as a task that closes ``fd`` when it ends, however it ends (even when it is
+    cancelled before it started)."""
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(lambda _: os.close(fd))
+    return task
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    waiter: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        loop.remove_reader(fd)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def parse_signal(name: str) -> signals.Signals:
@@ -88,6 +127,7 @@ class LocalJob:
         self._killer: asyncio.Task[None] | None = None
         self._eof_task: asyncio.Future[None] | None = None
         self._notify_transport: asyncio.BaseTransport | None = None
+        self._outputs = (-1, -1)
         self.cancelled = False
         self.timed_out = False
 
@@ -106,24 +146,30 @@ class LocalJob:
             raise ExecError(f"node {self.node!r}: working directory {str(cwd)!r} does not exist",
                             node=self.node, hop=self.node, code="spawn-failed")
         read_fd, write_fd = os.pipe()
+        out_r, out_w = _output_pipe()
+        err_r, err_w = _output_pipe()
         env = {**self._base_env, **req.get("env", {}), "CODEBOLT_NOTIFY_FD": str(write_fd),
                "CODEBOLT_REQUEST_ID": self.request_id}
         wants_stdin = bool(req.get("stdin"))
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE if wants_stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env,
-                start_new_session=True, pass_fds=(write_fd,), limit=CHUNK_SIZE)
+                stdout=out_w, stderr=err_w, cwd=cwd, env=env,
+                start_new_session=True, pass_fds=(write_fd,))
         except FileNotFoundError:
-            os.close(read_fd)
+            for fd in (read_fd, out_r, err_r):
+                os.close(fd)
             raise ExecError(f"node {self.node!r}: command not found: {argv[0]!r}",
                             node=self.node, hop=self.node, code="not-found") from None
         except OSError as exc:
-            os.close(read_fd)
+            for fd in (read_fd, out_r, err_r):
+                os.close(fd)
             raise ExecError(f"node {self.node!r}: cannot run {argv[0]!r}: {exc.strerror or exc}",
                             node=self.node, hop=self.node, code="spawn-failed") from None
         finally:
-            os.close(write_fd)
+            for fd in (write_fd, out_w, err_w):
+                os.close(fd)
+        self._outputs = (out_r, err_r)
         self._started = time.monotonic()
         self._notify, self._notify_transport = await self._open_notify(read_fd)
         if wants_stdin:
@@ -142,12 +188,10 @@ class LocalJob:
         """Stream the job until it ends; returns the ``exit`` message (not yet sent)."""
         proc = self._proc
         assert proc is not None
-        assert proc.stdout is not None
-        assert proc.stderr is not None
         assert self._notify is not None
         counts = [0, 0, 0]
-        readers = [asyncio.ensure_future(self._pump(proc.stdout, STDOUT, counts)),
-                   asyncio.ensure_future(self._pump(proc.stderr, STDERR, counts)),
+        readers = [_owning(self._pump(self._outputs[0], STDOUT, counts), self._outputs[0]),
+                   _owning(self._pump(self._outputs[1], STDERR, counts), self._outputs[1]),
                    asyncio.ensure_future(self._pump_notify(self._notify))]
         writer = asyncio.ensure_future(self._write_stdin()) if self._stdin_queue else None
         try:
@@ -194,9 +238,19 @@ class LocalJob:
                 break
         return pending
 
-    async def _pump(self, reader: asyncio.StreamReader, stream: int, counts: list[int]) -> None:
+    async def _pump(self, fd: int, stream: int, counts: list[int]) -> None:
+        """Read ``fd`` (non-blocking) into the sink until EOF. The read is attempted before
+        waiting for readiness: a busy child keeps the pipe full, so most reads need no wakeup."""
         output = self._sink.output
-        while chunk := await reader.read(CHUNK_SIZE):
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                chunk = os.read(fd, CHUNK_SIZE)
+            except BlockingIOError:
+                await _readable(loop, fd)
+                continue
+            if not chunk:
+                return
             counts[stream] += len(chunk)
             await output(stream, chunk)
 

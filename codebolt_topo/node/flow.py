@@ -12,30 +12,36 @@ never starves and acks stay rare and asynchronous (never on the critical path of
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Final
 
 from codebolt_topo.errors import ProtocolError
 from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDOUT
 
-__all__ = ["SEGMENT", "AckPolicy", "ReplayBuffer"]
+__all__ = ["COALESCE", "SEGMENT", "AckPolicy", "ReplayBuffer"]
 
 SEGMENT: Final = CHUNK_SIZE
-"""Bytes per storage segment; segments are aligned on absolute stream offsets."""
+"""Most bytes :meth:`ReplayBuffer.read` returns at once (one data frame's payload)."""
+COALESCE: Final = 16 * 1024
+"""Appends that keep the last stored chunk under this size are merged into it, so a child that
+writes line by line does not leave thousands of tiny objects behind."""
 
 
 class ReplayBuffer:
     """Bytes ``[base, end)`` of one output stream.
 
-    Storage is a list of bytearrays each covering one aligned :data:`SEGMENT` of the stream, so
-    finding an offset is arithmetic and tiny writes coalesce instead of becoming tiny frames.
-    :meth:`trim` drops whole segments; up to one segment below ``base`` may stay allocated.
+    Storage is the list of chunks as appended (the ``bytes`` read from the pipe are kept, not
+    copied); tiny appends are merged (:data:`COALESCE`). :meth:`pieces` hands out views of the
+    stored chunks so that the one copy a frame needs (header + payload) is the only one.
+    :meth:`trim` drops whole chunks; up to one chunk below ``base`` may stay allocated.
     """
 
-    __slots__ = ("_first", "_segments", "base", "end")
+    __slots__ = ("_chunks", "_head", "_starts", "base", "end")
 
     def __init__(self) -> None:
-        self._segments: list[bytearray] = []
-        self._first = 0  # segment number (offset // SEGMENT) of _segments[0]
+        self._chunks: list[bytes] = []
+        self._starts: list[int] = []  # absolute offset of each chunk's first byte
+        self._head = 0  # first live chunk (the ones before it were trimmed)
         self.base = 0
         self.end = 0
 
@@ -45,32 +51,42 @@ class ReplayBuffer:
         return self.end - self.base
 
     def append(self, data: bytes | memoryview) -> None:
-        """Add ``data`` at ``end``."""
-        view = memoryview(data)
-        while view:
-            room = SEGMENT - self.end % SEGMENT
-            if room == SEGMENT or not self._segments:
-                if not self._segments:
-                    self._first = self.end // SEGMENT
-                self._segments.append(bytearray())
-            part = view[:room]
-            self._segments[-1] += part
-            self.end += len(part)
-            view = view[len(part):]
+        """Add ``data`` at ``end`` (a ``bytes`` object is kept as is, not copied)."""
+        size = len(data)
+        if not size:
+            return
+        chunks = self._chunks
+        if (len(chunks) > self._head and len(chunks[-1]) + size <= COALESCE):
+            chunks[-1] = chunks[-1] + data
+        else:
+            chunks.append(data if isinstance(data, bytes) else bytes(data))
+            self._starts.append(self.end)
+        self.end += size
 
-    def read(self, offset: int, limit: int = CHUNK_SIZE) -> bytes:
-        """Up to ``limit`` bytes from ``offset`` (never across a segment boundary).
+    def pieces(self, offset: int, limit: int = CHUNK_SIZE) -> list[memoryview]:
+        """Views of up to ``limit`` bytes from ``offset``, in order (empty at ``end``).
 
-        Raises ProtocolError when ``offset`` is below ``base`` (trimmed) or beyond ``end``.
+        The views stay valid after :meth:`trim` (they keep their chunk alive). Raises
+        ProtocolError when ``offset`` is below ``base`` (trimmed) or beyond ``end``.
         """
         if offset < self.base or offset > self.end:
             raise ProtocolError(f"offset {offset} outside held range {self.base}..{self.end}")
-        index = offset // SEGMENT - self._first
-        if index >= len(self._segments):
-            return b""
-        segment = self._segments[index]
-        start = offset % SEGMENT
-        return bytes(segment[start:start + limit])
+        chunks, starts = self._chunks, self._starts
+        index = bisect_right(starts, offset, self._head) - 1
+        out: list[memoryview] = []
+        while limit > 0 and offset < self.end:
+            chunk = chunks[index]
+            skip = offset - starts[index]
+            piece = memoryview(chunk)[skip:skip + limit]
+            out.append(piece)
+            offset += len(piece)
+            limit -= len(piece)
+            index += 1
+        return out
+
+    def read(self, offset: int, limit: int = CHUNK_SIZE) -> bytes:
+        """Up to ``limit`` bytes from ``offset`` as one ``bytes`` (see :meth:`pieces`)."""
+        return b"".join(self.pieces(offset, limit))
 
     def trim(self, offset: int) -> None:
         """Forget bytes below ``offset`` (every reader has them); stale offsets are ignored.
@@ -82,10 +98,15 @@ class ReplayBuffer:
         if offset <= self.base:
             return
         self.base = offset
-        drop = offset // SEGMENT - self._first
-        if drop > 0:
-            del self._segments[:drop]
-            self._first += drop
+        chunks, starts = self._chunks, self._starts
+        head = self._head
+        while head < len(chunks) and starts[head] + len(chunks[head]) <= offset:
+            chunks[head] = b""
+            head += 1
+        if head > 64 and head * 2 > len(chunks):
+            del chunks[:head], starts[:head]
+            head = 0
+        self._head = head
 
 
 class AckPolicy:

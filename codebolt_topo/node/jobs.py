@@ -23,7 +23,7 @@ from typing import Any
 from codebolt_topo.errors import ExecError
 from codebolt_topo.node.executor import LocalJob
 from codebolt_topo.node.flow import ReplayBuffer
-from codebolt_topo.node.protocol import STDERR, STDOUT, encode, pack_data
+from codebolt_topo.node.protocol import HEADER_SIZE, STDERR, STDOUT, encode, pack_data
 
 __all__ = ["HeldJob", "Subscription"]
 
@@ -74,9 +74,10 @@ class Subscription:
                     buffer = buffers[stream]
                     offset = sent[stream]
                     if offset < buffer.end:
-                        data = buffer.read(offset)
-                        sent[stream] = offset + len(data)
-                        await send(pack_data(stream, ch, offset, data))
+                        pieces = buffer.pieces(offset)
+                        frame = pack_data(stream, ch, offset, *pieces)
+                        sent[stream] = offset + len(frame) - HEADER_SIZE
+                        await send(frame)
                         progress = True
             if self.closed:
                 break

@@ -18,7 +18,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from codebolt_topo.errors import ConfigError, ExecError, ProtocolError, TopoError
-from codebolt_topo.node.protocol import HEADER, MAX_MESSAGE_SIZE, SUBPROTOCOL, decode, encode
+from codebolt_topo.node.protocol import (
+    HEADER,
+    MAX_MESSAGE_SIZE,
+    SUBPROTOCOL,
+    WRITE_LIMIT,
+    decode,
+    encode,
+)
 
 __all__ = ["Handler", "Link", "open_connection"]
 
@@ -59,7 +66,8 @@ async def open_connection(url: str, token: str, name: str | None = None,
         return await connect(
             url, additional_headers={"Authorization": f"Bearer {token}"},
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            compression=None, max_size=MAX_MESSAGE_SIZE, open_timeout=_CONNECT_TIMEOUT,
+            compression=None, max_size=MAX_MESSAGE_SIZE, write_limit=WRITE_LIMIT,
+            open_timeout=_CONNECT_TIMEOUT,
             ping_interval=keepalive[0], ping_timeout=keepalive[1], close_timeout=keepalive[1],
             user_agent_header=None)
     except InvalidStatus as exc:

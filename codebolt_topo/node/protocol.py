@@ -31,6 +31,7 @@ __all__ = [
     "STDOUT",
     "STREAM_NAMES",
     "SUBPROTOCOL",
+    "WRITE_LIMIT",
     "ChannelTable",
     "JobStream",
     "RequestTracker",
@@ -52,10 +53,13 @@ STDERR: Final = 2
 STREAM_NAMES: Final = ("stdin", "stdout", "stderr")
 HEADER: Final = struct.Struct("!BIQ")
 HEADER_SIZE: Final = HEADER.size
-CHUNK_SIZE: Final = 64 * 1024
+CHUNK_SIZE: Final = 256 * 1024
 """Largest payload an executor or client puts in one data frame."""
 MAX_MESSAGE_SIZE: Final = 4 * 1024 * 1024
 """Largest frame a connection accepts: room for big ``configure`` pushes and env blocks."""
+WRITE_LIMIT: Final = 1024 * 1024
+"""Bytes a connection may queue in its transport before ``send`` waits for the socket: a few
+frames, so a hop relays the next frame while the kernel drains the last (bounded memory)."""
 _MAX_CH: Final = 0xFFFFFFFF
 
 ERROR_CODES: Final = frozenset({
@@ -203,9 +207,10 @@ def error_message(request_id: str | None, node: str | None, hop: str, code: str,
     return msg
 
 
-def pack_data(stream: int, ch: int, offset: int, payload: bytes | memoryview) -> bytes:
-    """One binary frame: header then payload (the payload is copied once, into the frame)."""
-    return HEADER.pack(stream, ch, offset) + payload
+def pack_data(stream: int, ch: int, offset: int, *payload: bytes | memoryview) -> bytes:
+    """One binary frame: header then the payload, given as one or more consecutive pieces (each
+    copied once, into the frame)."""
+    return b"".join((HEADER.pack(stream, ch, offset), *payload))
 
 
 def unpack_data(frame: bytes) -> tuple[int, int, int, memoryview]:

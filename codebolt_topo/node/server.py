@@ -2,7 +2,7 @@
 
 It only moves frames: the handshake hook authenticates (``auth.py``), then each connection's
 frames go, in order, to its session. No compression (bulk output would crawl), a frame limit that
-fits a 64 KiB chunk plus header with room for large control messages, and the ``codebolt.v1``
+fits a 256 KiB chunk plus header with room for large control messages, and the ``codebolt.v1``
 subprotocol required. Each connection is pinged every ``keepalive_interval`` (read live from the
 runtime config): a caller or upstream hop that stops answering is dropped, which detaches its
 jobs (they keep running for the caller's resume).
@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from codebolt_topo.node.auth import Authenticator
 from codebolt_topo.node.core import NodeCore
-from codebolt_topo.node.protocol import MAX_MESSAGE_SIZE, SUBPROTOCOL
+from codebolt_topo.node.protocol import MAX_MESSAGE_SIZE, SUBPROTOCOL, WRITE_LIMIT
 from codebolt_topo.node.session import Session
 
 __all__ = ["start_server"]
@@ -59,7 +59,8 @@ async def start_server(core: NodeCore, host: str, port: int) -> Server:
 
     return await serve(handler, host, port, process_request=auth,
                        subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                       compression=None, max_size=MAX_MESSAGE_SIZE, ping_interval=None,
+                       compression=None, max_size=MAX_MESSAGE_SIZE, write_limit=WRITE_LIMIT,
+                       ping_interval=None,
                        server_header=None)
 
 

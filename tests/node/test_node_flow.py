@@ -134,3 +134,29 @@ def test_new_messages_rejected(text: str, fragment: str) -> None:
 
 def test_new_error_codes() -> None:
     assert {"truncated", "conflict"} <= p.ERROR_CODES
+
+
+def test_pieces_share_the_appended_chunks_and_cap_at_the_limit() -> None:
+    buffer = ReplayBuffer()
+    big = bytes(range(256)) * 1024  # 256 KiB, kept as is
+    buffer.append(big)
+    buffer.append(b"tail")
+    pieces = buffer.pieces(10, limit=len(big))
+    assert [len(piece) for piece in pieces] == [len(big) - 10, 4]
+    assert pieces[0].obj is big  # a view of the stored chunk, not a copy
+    assert b"".join(pieces) == (big + b"tail")[10:]
+    assert [len(piece) for piece in buffer.pieces(10, limit=100)] == [100]
+    buffer.trim(buffer.end)
+    assert bytes(pieces[0][:3]) == big[10:13]  # views outlive a trim
+    assert buffer.pieces(buffer.end) == []
+
+
+def test_coalescing_stops_at_the_threshold_and_offsets_stay_exact() -> None:
+    from codebolt_topo.node.flow import COALESCE
+    buffer = ReplayBuffer()
+    data = b"".join(bytes([i % 251]) * 100 for i in range(3 * COALESCE // 100))
+    for i in range(0, len(data), 100):
+        buffer.append(data[i:i + 100])
+    assert len(buffer._chunks) <= 4
+    for offset in (0, 99, COALESCE - 1, COALESCE, len(data) - 1):
+        assert read_all(buffer, offset) == data[offset:]

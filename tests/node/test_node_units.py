@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 from pathlib import Path
@@ -171,3 +172,45 @@ def test_parse_signal(name: str) -> None:
 def test_parse_signal_unknown() -> None:
     with pytest.raises(ValueError, match="unknown signal"):
         parse_signal("SIGNOPE")
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.data = [b"", b"", b""]
+        self.paused = False
+
+    async def output(self, stream: int, data: bytes) -> None:
+        self.data[stream] += data
+
+    def notify(self, kind: str, data: object) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("argv", [["sh", "-c", "head -c 3000000 /dev/zero; echo err >&2"],
+                                  ["sh", "-c", "sleep 5"]])
+def test_local_job_streams_big_output_and_closes_its_pipes(tmp_path: Path,
+                                                           argv: list[str]) -> None:
+    import os
+
+    from codebolt_topo.node.executor import LocalJob
+
+    async def main() -> tuple[_Sink, dict[str, object]]:
+        sink = _Sink()
+        job = LocalJob(node="n", request={"id": "r", "argv": argv, "timeout": 0.3},
+                       base_env=dict(os.environ), workspace=tmp_path, sink=sink)
+        await job.start()
+        return sink, await job.run()
+
+    before = set(os.listdir("/proc/self/fd"))
+    sink, exit_message = asyncio.run(main())
+    assert set(os.listdir("/proc/self/fd")) <= before  # every pipe end closed
+    if "sleep" in argv[-1]:
+        assert exit_message["timed_out"]
+        assert exit_message["signal"] == "SIGTERM"
+    else:
+        assert sink.data[1] == bytes(3_000_000)
+        assert sink.data[2] == b"err\n"
+        assert exit_message["stdout_bytes"] == 3_000_000
