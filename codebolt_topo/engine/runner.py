@@ -206,15 +206,27 @@ class Engine:
         for key in sorted(wanted - set(state.edge_tokens)):
             state.edge_tokens[key] = secrets.token_urlsafe(32)
 
-    def runtime_config(self, state: State, desired: DesiredNode) -> RuntimeConfig:
-        """The wiring a node should run with, given where its peers are now."""
+    def runtime_config(self, state: State, desired: DesiredNode,
+                       unreachable: list[str] | None = None) -> RuntimeConfig:
+        """The wiring a node should run with, given where its peers are now.
+
+        A running peer that the sender's provider cannot address is appended to
+        ``unreachable`` (and left out of the wiring): an edge that cannot carry work is an
+        error to report, not something to drop quietly.
+        """
         peers = {}
         sender = self.provider(desired.spec.provider, state)
+        sender_state = state.nodes.get(desired.name)
         for peer in desired.peers:
             peer_state = state.nodes.get(peer)
-            url = sender.peer_url(peer_state) if peer_state is not None else None
-            if url is not None:
-                peers[peer] = PeerLink(url=url, token=state.edge_tokens[f"{desired.name}->{peer}"])
+            if peer_state is None or peer_state.url is None:
+                continue  # not started (yet): wired when it runs
+            url = sender.peer_url(peer_state, sender_state)
+            if url is None:
+                if unreachable is not None:
+                    unreachable.append(peer)
+                continue
+            peers[peer] = PeerLink(url=url, token=state.edge_tokens[f"{desired.name}->{peer}"])
         accept = {
             source: token_digest(state.edge_tokens[f"{source}->{desired.name}"])
             for source in desired.inbound
@@ -235,7 +247,15 @@ class Engine:
         node = state.nodes.get(desired.name)
         if node is None or node.lifecycle is not Lifecycle.RUNNING or node.url is None:
             return
-        config = self.runtime_config(state, desired)
+        unreachable: list[str] = []
+        config = self.runtime_config(state, desired, unreachable)
+        if unreachable:
+            failures[desired.name] = "; ".join(
+                f"edge {desired.name} -> {peer}: a {node.provider} node cannot reach "
+                f"{peer} ({state.nodes[peer].provider} at {state.nodes[peer].url}); "
+                "place both where one reaches the other, or drop the edge"
+                for peer in unreachable
+            )
         digest = stable_hash(config.model_dump(mode="json"))
         if digest == node.runtime_hash and node.wiring == _jsonable(desired.wiring):
             return

@@ -134,12 +134,14 @@ class Provider(abc.ABC):
         """
         return []
 
-    def peer_url(self, peer: NodeState) -> str | None:
-        """The URL at which a node of *this* provider reaches ``peer`` (any provider's node).
+    def peer_url(self, peer: NodeState, sender: NodeState | None = None) -> str | None:
+        """The URL at which ``sender``, a node of *this* provider, reaches ``peer`` (any
+        provider's node); None when it cannot (the engine reports that edge as unusable).
 
         The engine asks the provider of the node that sends work, because only it knows where its
         nodes stand: a container reaches a sibling container by name on their network and the
         host through the host gateway, while this machine reaches both at ``peer.url``. The
-        default suits providers whose nodes run on this machine's network.
+        sender's own state (its handle: which host, which delegate placed it) is passed when
+        known. The default suits providers whose nodes run on this machine's network.
         """
         return peer.url

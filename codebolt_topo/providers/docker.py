@@ -138,7 +138,7 @@ class DockerProvider(Provider):
             for container in containers
         ]
 
-    def peer_url(self, peer: NodeState) -> str | None:
+    def peer_url(self, peer: NodeState, sender: NodeState | None = None) -> str | None:
         """Containers of this topology by name on the shared network; anything on this host
         through the host gateway; anything else as the host sees it."""
         if peer.provider == self.name and peer.handle.get("name", "").startswith(

@@ -272,7 +272,7 @@ class E2bProvider(Provider):
 
     # -- wiring ------------------------------------------------------------------------------
 
-    def peer_url(self, peer: NodeState) -> str | None:
+    def peer_url(self, peer: NodeState, sender: NodeState | None = None) -> str | None:
         """Another e2b node through e2b's proxy (``wss://<port>-<id>.<domain>``; plain ``ws``
         when ``E2B_SANDBOX_URL`` says http, as a local stand-in does). Nodes on this machine
         or elsewhere are out of a sandbox's reach: no URL."""

@@ -143,14 +143,22 @@ class HybridProvider(Provider):
                 found.append(item)
         return found
 
-    def peer_url(self, peer: NodeState) -> str | None:
-        """The URL every delegate agrees on for ``peer`` (unwrapped if hybrid-placed itself);
-        None when they differ, as the sending node's own placement is not known here."""
-        if peer.provider == self.name and "placed_on" in peer.handle:
-            inner = {k: v for k, v in peer.handle.items() if k not in KEYS}
-            peer = peer.model_copy(update={"provider": peer.handle["placed_on"], "handle": inner})
+    def peer_url(self, peer: NodeState, sender: NodeState | None = None) -> str | None:
+        """Asks the delegate that placed ``sender`` (both unwrapped if hybrid-placed); without
+        the sender's placement, the URL every delegate in use agrees on, else None."""
+        peer = self._unwrap(peer)
+        if sender is not None and sender.handle.get("placed_on"):
+            sender = self._unwrap(sender)
+            return self.delegate(sender.provider).peer_url(peer, sender)
         urls = {self.delegate(name).peer_url(peer) for name in self._used()}
         return urls.pop() if len(urls) == 1 else None
+
+    def _unwrap(self, node: NodeState) -> NodeState:
+        """``node`` as the delegate that placed it sees it (itself when not hybrid-placed)."""
+        if node.provider != self.name or "placed_on" not in node.handle:
+            return node
+        inner = {k: v for k, v in node.handle.items() if k not in KEYS}
+        return node.model_copy(update={"provider": node.handle["placed_on"], "handle": inner})
 
     def _split(self, handle: dict[str, Any]) -> tuple[Provider, dict[str, Any]]:
         name = handle.get("placed_on") or self._found.get(json.dumps(handle, sort_keys=True))

@@ -233,18 +233,22 @@ class SshProvider(Provider):
                                             handle={"ssh": ssh, "remote": remote}))
         return found
 
-    def peer_url(self, peer: NodeState) -> str | None:
-        """A cloud-vm peer on the one host this topology uses, on that host's loopback.
+    def peer_url(self, peer: NodeState, sender: NodeState | None = None) -> str | None:
+        """A cloud-vm peer on the sender's own host, on that host's loopback.
 
-        Tunnels only run towards hosts, so a host cannot reach nodes elsewhere; and with several
-        hosts the sender's host is unknown here, so no URL is better than a wrong one.
+        Tunnels only run from this machine towards hosts, so a host cannot reach nodes
+        elsewhere. Without the sender's state, a topology using one host is still unambiguous.
         """
         if peer.provider != self.name or "remote" not in peer.handle or peer.url is None:
             return None
-        hosts = self._hosts()
-        if len(hosts) != 1 or hosts[0].model_dump(mode="json") != peer.handle.get("ssh"):
-            return None
-        return f"ws://127.0.0.1:{int(peer.handle['remote']['port'])}"
+        if sender is not None and "ssh" in sender.handle:
+            same_host = sender.handle["ssh"] == peer.handle.get("ssh")
+        else:
+            hosts = self._hosts()
+            same_host = len(hosts) == 1 and hosts[0].model_dump(mode="json") == peer.handle.get(
+                "ssh"
+            )
+        return f"ws://127.0.0.1:{int(peer.handle['remote']['port'])}" if same_host else None
 
     def _markers(self, node: str) -> dict[str, str]:
         return {"CODEBOLT_TOPOLOGY": self.context.topology, "CODEBOLT_NODE": node,

@@ -126,6 +126,29 @@ def test_peer_url_unwraps_hybrid_peers(tmp_path: Path) -> None:
     assert hybrid.peer_url(peer) == "ws://127.0.0.1:20000"
 
 
+class Island(MemoryProvider):
+    """Nodes that reach nobody (a host behind a one-way tunnel)."""
+
+    def peer_url(self, peer: NodeState, sender: NodeState | None = None) -> str | None:
+        return None
+
+
+def test_peer_url_asks_the_provider_that_placed_the_sender(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    hybrid = _hybrid(tmp_path, laptop=MemoryProvider(ctx), island=Island(ctx))
+
+    def placed(name: str, on: str) -> NodeState:
+        handle = asyncio.run(hybrid.create(_launch(name, placement=[on]))).handle
+        return NodeState(name=name, provider="hybrid", admin_token="x", launch={},
+                         launch_hash="h", handle=handle, host="127.0.0.1", port=20000)
+
+    peer, on_laptop, on_island = placed("p", "laptop"), placed("a", "laptop"), placed("b", "island")
+    assert hybrid.peer_url(peer, on_laptop) == "ws://127.0.0.1:20000"
+    assert hybrid.peer_url(peer, on_island) is None
+    # Without the sender, delegates disagree: no URL rather than a wrong one.
+    assert hybrid.peer_url(peer) is None
+
+
 def test_placement_settings_are_validated() -> None:
     with pytest.raises(ValueError, match=r"placement\[0\]: image"):
         NodeSpec.model_validate({"provider": "hybrid", "placement": [
