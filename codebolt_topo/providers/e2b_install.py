@@ -76,11 +76,18 @@ def _build(root: Path, target: Path) -> None:
 
 
 def install_command(settings: E2bSettings, wheel: str) -> str:
-    """The shell command that installs ``wheel`` (a path in the sandbox) into the venv."""
+    """The shell command that installs ``wheel`` (a path in the sandbox) into the venv.
+
+    The venv is made without pip (ensurepip alone takes seconds) and sees the template's
+    site-packages, so the template's pip runs it; ensurepip only when the template has none.
+    """
     q = shlex.quote
+    python = f"{VENV}/bin/python"
     return (
-        f"{q(settings.python)} -m venv --system-site-packages {VENV}"
-        f" && {VENV}/bin/python -m pip install --quiet --disable-pip-version-check"
+        f"{q(settings.python)} -m venv --without-pip --system-site-packages {VENV}"
+        f" && ({python} -m pip --version >/dev/null 2>&1"
+        f" || {python} -m ensurepip --default-pip >/dev/null)"
+        f" && {python} -m pip install --quiet --disable-pip-version-check"
         f" --no-warn-script-location {q(wheel)}"
     )
 
@@ -90,7 +97,8 @@ def serve_command(settings: E2bSettings) -> str:
     reports ``{"port", "pid"}`` on the FIFO ``ready`` once it listens (opening the FIFO waits
     for its reader: the provider's ``cat``)."""
     python = f"{VENV}/bin/python" if settings.install == "wheel" else shlex.quote(settings.python)
-    return (
-        f"exec {python} -m codebolt_topo.node --config {SANDBOX_DIR}/launch.json --ready-fd 3"
+    return (  # envd writes files 0644; the daemon insists on a private config
+        f"chmod 600 {SANDBOX_DIR}/launch.json"
+        f" && exec {python} -m codebolt_topo.node --config {SANDBOX_DIR}/launch.json --ready-fd 3"
         f" 3>{SANDBOX_DIR}/ready >> {SANDBOX_DIR}/node.log 2>&1"
     )

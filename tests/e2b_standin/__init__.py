@@ -89,8 +89,7 @@ class StandIn:
     async def _serve(self) -> None:
         config = uvicorn.Config(_App(self.control, Envd(self.sandboxes)), log_level="warning",
                                 access_log=False, lifespan="off", ws="none", http="h11")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = uvicorn.Server(config)  # off the main thread: installs no signal handlers
         proxy = await asyncio.start_server(self.proxy.handle, sock=self._proxy_sock)
         reaper = asyncio.create_task(self._reap())
         self._ready.set()
@@ -115,6 +114,9 @@ class StandIn:
         if self._server is not None:
             self._server.should_exit = True
         self._thread.join(10)
+        self._loop.close()
+        self._api_sock.close()
+        self._proxy_sock.close()
 
     @contextlib.contextmanager
     def running_context(self) -> Iterator[StandIn]:

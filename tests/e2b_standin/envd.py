@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from connectrpc.code import Code
@@ -23,7 +23,7 @@ from e2b.envd.process.process_connect import ProcessASGIApplication
 from protobuf import Oneof
 
 from .control import Receive, Scope, Send, receive_body, respond
-from .sandboxes import Sandbox, Sandboxes
+from .sandboxes import Process, Sandbox, Sandboxes
 
 __all__ = ["Envd", "ProcessService"]
 
@@ -87,16 +87,20 @@ class ProcessService:
     # The generated application binds every method of the service up front.
     list = update = stream_input = send_input = close_stdin = _unimplemented
 
-    async def _events(self, process: Any) -> AsyncIterator[Event]:
-        yield Event(event=Oneof("start", Event.StartEvent(pid=process.pid)))
+    async def _events(self, process: Process) -> AsyncIterator[Event]:
+        yield Event(event=Oneof[Literal["start"], Event.StartEvent](
+            "start", Event.StartEvent(pid=process.pid)))
         async for item in process.follow():
             if isinstance(item, int):
                 status = f"exit status {item}" if item >= 0 else f"signal: {-item}"
-                yield Event(event=Oneof("end", Event.EndEvent(
+                yield Event(event=Oneof[Literal["end"], Event.EndEvent]("end", Event.EndEvent(
                     exit_code=item, exited=item >= 0, status=status)))
-            else:
-                stream, data = item
-                yield Event(event=Oneof("data", Event.DataEvent(output=Oneof(stream, data))))
+                continue
+            stream, data = item
+            output = (Oneof[Literal["stderr"], bytes]("stderr", data) if stream == "stderr"
+                      else Oneof[Literal["stdout"], bytes]("stdout", data))
+            yield Event(event=Oneof[Literal["data"], Event.DataEvent](
+                "data", Event.DataEvent(output=output)))
 
 
 class Envd:
@@ -108,7 +112,7 @@ class Envd:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"].startswith("/process.Process/"):
-            await self.rpc(scope, receive, send)  # type: ignore[arg-type]
+            await self.rpc(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if scope["path"] == "/health":
