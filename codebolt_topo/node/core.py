@@ -53,7 +53,8 @@ class NodeCore:
         self.gateway = ExecutionGateway(launch.node)
         self.context = NodeContext(name=launch.node, topology=launch.topology,
                                    workspace=self.workspace, execution_gateway=self.gateway,
-                                   logger=logging.getLogger(f"codebolt_topo.node.{launch.node}"))
+                                   logger=logging.getLogger(f"codebolt_topo.node.{launch.node}"),
+                                   state_dir=Path(launch.state_dir), job_env=self.base_env)
         self.plugins = PluginHost(self.context)
         self.router = Router(launch.node)
         self.jobs = JobTable(launch.node, lambda: self.runtime, self._job_started,

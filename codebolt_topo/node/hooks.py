@@ -15,7 +15,7 @@ Hooks run on the node's event loop: they must not block. Exceptions from ``enabl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ class NodeContext:
     workspace: Path
     execution_gateway: ExecutionGateway
     logger: logging.Logger
+    state_dir: Path | None = None
+    """The node's own directory (its launch config, its log): where a plugin keeps its files."""
+    job_env: dict[str, str] = field(default_factory=dict)
+    """Environment every job started from now on inherits: a plugin may add the variables that
+    tell jobs how to reach it, and must remove them when disabled."""
 
 
 class NodeHookSpecs:

@@ -1,0 +1,48 @@
+"""Use case: hierarchical (examples/hierarchical), run as its README section shows.
+
+An agent on the parent node spawns a child topology through the parent's children API, runs
+work in it and closes it; a child left running is closed when the parent is destroyed (its
+processes gone, its state gone with the parent's).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from e2e_helpers import codebolt, copy_example, ok
+
+from codebolt_topo.node.testing import process_running
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_agent_on_the_parent_spawns_and_closes_a_child(tmp_path: Path) -> None:
+    folder = copy_example("hierarchical", tmp_path)
+    children = folder / ".codebolt" / "hierarchy" / "nodes" / "parent" / "children"
+    ok(codebolt("apply", "--auto-approve", cwd=folder))
+    try:
+        out = ok(codebolt("exec", "parent", "--", "python3", "agent.py", cwd=folder))
+        assert out.splitlines() == [
+            "parent: spawned child 'scratch': {'build': 'RUNNING', 'tester': 'RUNNING'}",
+            "parent: scratch/tester said: tests pass on tester of scratch (exit 0)",
+            "parent: closed child 'scratch' (2 nodes stopped); children now: {}",
+        ]
+        assert not (children / "scratch").exists()
+
+        kept = ok(codebolt("exec", "parent", "--", "python3", "agent.py", "--keep", cwd=folder))
+        assert "parent: keeping 'scratch'" in kept
+        state = json.loads((children / "scratch" / ".codebolt" / "scratch.state.json").read_text())
+        pids = [int(node["handle"]["pid"]) for node in state["nodes"].values()]
+        assert len(pids) == 2
+        assert all(process_running(pid) for pid in pids)
+
+        # Only jobs of a node with the plugin get the API.
+        refused = codebolt("exec", "lead", "--", "python3", str(folder / "agent.py"), cwd=folder)
+        assert refused.returncode == 1
+        assert "no $CODEBOLT_CHILDREN" in refused.stderr
+    finally:
+        ok(codebolt("destroy", "--auto-approve", cwd=folder))
+    assert [pid for pid in pids if process_running(pid)] == []
+    assert not children.exists()
