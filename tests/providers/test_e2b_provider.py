@@ -21,10 +21,16 @@ from pathlib import Path
 import pytest
 
 from codebolt_topo.client import Exit, NodeClient, Output
-from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
+from codebolt_topo.engine.operations import (
+    apply_topology,
+    destroy_topology,
+    plan_topology,
+    state_file_for,
+)
 from codebolt_topo.errors import TopoError
 from codebolt_topo.model.topology import NodeSpec
 from codebolt_topo.node.testing import process_running
+from codebolt_topo.plan.diff import ActionKind
 from codebolt_topo.providers.e2b_relay import rewrite_head
 from codebolt_topo.providers.registry import describe_providers
 
@@ -159,10 +165,22 @@ def test_local_to_e2b_to_e2b_exec_streams_and_destroy_kills(e2b_env: StandIn,
     written = _tree_text(runtime.parent) + "\n".join(messages)
     assert KEY not in written, "the API key leaked into the state, a config or a log"
 
+    # a sandbox that ends out of band (its timeout, the dashboard) is drift, with the reason
+    e2b_env.sandboxes.kill(c_id)
+    action = next(a for a in plan_topology(path).actions if a.node == "c")
+    assert action.kind is ActionKind.REPLACE
+    assert f"sandbox {c_id} is gone" in action.reasons[0] or "e2b relay" in action.reasons[0]
+
     destroy_topology(path)
     assert e2b_env.running() == []
     assert not any(process_running(pid) for pid in relays)
     assert not runtime.exists()
+
+
+def test_listing_providers_does_not_import_the_sdk() -> None:
+    code = ("import sys; from codebolt_topo.providers.registry import describe_providers; "
+            "describe_providers(); assert 'e2b' not in sys.modules, 'e2b imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.slow
