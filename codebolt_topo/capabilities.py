@@ -9,6 +9,7 @@ lookup (a binary on PATH, a device file, a socket) so detection adds millisecond
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HINTS", "Detection", "detect", "missing"]
+__all__ = ["HINTS", "Detection", "detect", "detected_here", "missing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,13 @@ def detect(which: Which = shutil.which, root: Path = Path("/")) -> Detection:
     else:
         absent["docker"] = "no Docker Engine socket (/var/run/docker.sock) and no DOCKER_HOST"
     return Detection(found=frozenset(found), absent=absent)
+
+
+@functools.cache
+def detected_here() -> frozenset[str]:
+    """What this process's machine (or container, or VM) offers, probed once: a node daemon
+    reports it so that routing knows what the node really has, not only what was declared."""
+    return detect().found
 
 
 #: What to suggest when a required capability is missing.

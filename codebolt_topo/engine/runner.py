@@ -263,6 +263,8 @@ class Engine:
         try:
             async with NodeClient.connect(node.url, node.admin_token, name=node.name) as client:
                 await client.configure(pushed)
+                if not node.detected:  # probed once by the daemon where it runs
+                    node.detected = list((await client.info()).get("detected", []))
         except (TopoError, OSError) as error:
             failures[desired.name] = f"configure failed: {error}"
             return

@@ -1,8 +1,9 @@
 """Route by capability: which nodes a ``--requires`` selector names.
 
 The orchestrator side resolves a selector into node names, because it knows every node's
-declared and provider-offered capabilities and the graph; the request then travels the edges
-like any other. The nearest matching node wins (fewest hops from the entry); among equally near
+declared and provider-offered capabilities, those its daemon detected where it runs (recorded in
+the state when the node is configured), and the graph; the request then travels the edges like
+any other. The nearest matching node wins (fewest hops from the entry); among equally near
 ones, the least loaded (fewest running jobs, asked live); then the first declared.
 """
 
@@ -57,7 +58,9 @@ async def select_targets(
     for name in candidates:
         spec = validated.topology.nodes[name]
         offered, _ = engine.provider(spec.provider, state).offers(spec)
-        lacking[name] = missing(requires, offered)
+        running = state.nodes.get(name)
+        detected = running.detected if running is not None else []
+        lacking[name] = missing(requires, offered | frozenset(detected))
     matching = [n for n in candidates if not lacking[n]]
     if not matching:
         detail = "; ".join(f"{n} lacks {', '.join(lacking[n])}" for n in candidates)

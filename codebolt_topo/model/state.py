@@ -76,6 +76,10 @@ class NodeState(_Model):
         None, description="Hash of the RuntimeConfig last pushed; None until the first push."
     )
     generation: int = 0
+    detected: list[str] = Field(
+        default_factory=list,
+        description="Capabilities the running daemon detected where it runs (gpu, python:X.Y…).",
+    )
     wiring: dict[str, Any] = Field(
         default_factory=dict,
         description="Peers, inbound principals, routes and plugins last pushed (for plan reasons).",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from codebolt_topo import __version__
+from codebolt_topo.capabilities import detected_here
 from codebolt_topo.errors import TopoError
 from codebolt_topo.node.auth import ADMIN
 from codebolt_topo.node.config import LaunchConfig, RuntimeConfig
@@ -146,7 +147,9 @@ class NodeCore:
         reply = {"t": "info", "node": self.name, "topology": self.launch.topology,
                 "version": __version__, "pid": os.getpid(),
                 "gateway": "active" if self.gateway.active else "inactive",
-                "plugins": self.plugins.enabled, "capabilities": self.runtime.capabilities,
+                "plugins": self.plugins.enabled,
+                "capabilities": sorted({*self.runtime.capabilities, *detected_here()}),
+                "detected": sorted(detected_here()),
                 "peers": sorted(self.runtime.peers), "generation": self.runtime.generation,
                 "jobs": self.jobs.running(), "job_states": self.jobs.summary()}
         if detail:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -10,8 +12,10 @@ import pytest
 from local_topology import applied_topology
 
 from codebolt_topo.client import NodeClient, Started
+from codebolt_topo.engine.operations import state_file_for
 from codebolt_topo.engine.select import select_targets
 from codebolt_topo.errors import ConfigError
+from codebolt_topo.providers.local import LocalProvider
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +66,29 @@ def test_capability_routing(tmp_path: Path) -> None:
         start = time.monotonic()
         assert asyncio.run(busy_gpu1_then_select()) == ["gpu2"]  # the idle one of the two
         assert time.monotonic() - start < 20
+
+
+def test_capabilities_detected_by_the_daemon_route_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A capability nobody declared, found by the daemon where it runs, is routed to."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "chromium").write_text("#!/bin/sh\nexit 0\n")
+    (tools / "chromium").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")  # the daemons inherit it
+    path = tmp_path / "topology.yaml"
+    path.write_text("name: detect\nnodes: {laptop: {}, box: {}}\nedges: [laptop -> box]\n")
+    with applied_topology(path) as topo:
+        box = topo.state.nodes["box"]
+        assert "browser" in box.detected
+        assert f"python:{sys.version_info[0]}.{sys.version_info[1]}" in box.detected
+        state = topo.state
+        state.nodes["laptop"].detected = []  # as if the laptop had none: box is the match
+        state_file = state_file_for(path, "detect")
+        with state_file.locked("test"):
+            state_file.save(state)
+        with monkeypatch.context() as patched:
+            patched.setattr(LocalProvider, "base_offers", classmethod(
+                lambda cls: (frozenset({"python", "local"}), {})))
+            assert asyncio.run(select_targets(path, ["browser"])) == ("laptop", ["box"])
