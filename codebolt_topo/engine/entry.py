@@ -29,8 +29,7 @@ class Entry:
 
 
 def _reachable(validated: ValidatedTopology, source: str) -> set[str]:
-    routes = validated.graph.routes().get(source, {})
-    return {source, *routes}
+    return {source, *validated.graph.reachable_from(source)}
 
 
 def resolve_entry(

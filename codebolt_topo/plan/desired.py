@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codebolt_topo.model.topology import NodeSpec
-from codebolt_topo.node.principals import upstream_sets
 
 if TYPE_CHECKING:
+    from codebolt_topo.plan.graph import TopologyGraph
     from codebolt_topo.plan.validate import ValidatedTopology
 
-__all__ = ["REMOTE_EXECUTION", "DesiredNode", "desired_nodes", "stable_hash"]
+__all__ = ["REMOTE_EXECUTION", "DesiredNode", "Lazy", "desired_nodes", "stable_hash"]
 
 REMOTE_EXECUTION = "remote-execution"
 
@@ -41,9 +43,10 @@ class DesiredNode:
     workspace: Path | None
     peers: tuple[str, ...]
     inbound: tuple[str, ...]
-    routes: dict[str, list[str]]
+    routes: Mapping[str, list[str]]
+    """Destination -> next hops (a :class:`Lazy` table when built by :func:`desired_nodes`)."""
     plugins: dict[str, dict[str, Any]]
-    upstream: dict[str, list[str]] = field(default_factory=dict)
+    upstream: Mapping[str, list[str]] = field(default_factory=dict)
     """Upstream sets this node checks request owners against (node/principals.py)."""
     launch_settings: dict[str, Any] = field(init=False, repr=False, compare=False)
     launch_hash: str = field(init=False, repr=False, compare=False)
@@ -67,10 +70,10 @@ class DesiredNode:
         return {
             "peers": list(self.peers),
             "inbound": list(self.inbound),
-            "routes": self.routes,
+            "routes": dict(self.routes),
             "plugins": self.plugins,
             "capabilities": sorted(self.spec.capabilities),
-            "upstream": self.upstream,
+            "upstream": dict(self.upstream),
         }
 
     @property
@@ -89,13 +92,85 @@ def _plugins(spec: NodeSpec, receives_edges: bool) -> dict[str, dict[str, Any]]:
     return dict(sorted(settings.items()))
 
 
+class Lazy(Mapping[str, list[str]]):
+    """A table computed on first use, then kept: a plan of 10,000 new nodes never needs their
+    routes (only apply's ``configure`` push and a diff against recorded wiring do), and every
+    node's routes together are quadratic in a chain."""
+
+    __slots__ = ("_compute", "_table")
+
+    def __init__(self, compute: Callable[[], dict[str, list[str]]]) -> None:
+        self._compute: Callable[[], dict[str, list[str]]] | None = compute
+        self._table: dict[str, list[str]] | None = None
+
+    def _get(self) -> dict[str, list[str]]:
+        if self._table is None:
+            assert self._compute is not None
+            self._table, self._compute = self._compute(), None
+        return self._table
+
+    def __getitem__(self, key: str) -> list[str]:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Lazy):
+            return self._get() == other._get()
+        return self._get() == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._get()) if self._table is not None else "Lazy(<not computed>)"
+
+
+class _Upstream:
+    """Upstream sets per node, computed on demand (what ``node.principals.upstream_sets`` gives
+    for every node at once, which is cubic in a chain)."""
+
+    def __init__(self, graph: TopologyGraph) -> None:
+        self._graph = graph
+        self._sets: dict[str, list[str]] = {}
+        self._wired = {name for edge in graph.edges() for name in edge}
+
+    def of(self, name: str) -> list[str]:
+        """Every node upstream of ``name`` (sorted by name, ``name`` excluded)."""
+        known = self._sets.get(name)
+        if known is None:
+            seen: set[str] = set()
+            stack = self._graph.predecessors(name)
+            while stack:
+                current = stack.pop()
+                if current not in seen:
+                    seen.add(current)
+                    stack.extend(self._graph.predecessors(current))
+            seen.discard(name)
+            known = self._sets[name] = sorted(seen)
+        return known
+
+    def table(self, name: str) -> dict[str, list[str]]:
+        """The upstream sets ``name`` checks request owners against."""
+        if name not in self._wired:
+            return {}
+        return {n: self.of(n) for n in sorted({name, *self.of(name)}) if self.of(n)}
+
+
+def _routes_of(graph: TopologyGraph, name: str) -> dict[str, list[str]]:
+    return dict(sorted(graph.routes_from(name).items()))
+
+
 def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
-    """Every node of the topology with its launch settings and wiring."""
+    """Every node of the topology with its launch settings and wiring (routes and upstream sets
+    are :class:`Lazy`: computed for the nodes that need them, when they need them)."""
     graph = validated.graph
-    routes = graph.routes()
     receivers = set(graph.receivers())
     base = validated.path.resolve().parent
-    upstream = upstream_sets(graph.edges())
+    upstream = _Upstream(graph)
     result: dict[str, DesiredNode] = {}
     for name, spec in validated.topology.nodes.items():
         inbound = tuple(sorted(graph.predecessors(name)))
@@ -105,8 +180,8 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
             workspace=(base / spec.workspace).resolve() if spec.workspace else None,
             peers=tuple(graph.successors(name)),
             inbound=inbound,
-            routes={dest: list(hops) for dest, hops in sorted(routes.get(name, {}).items())},
+            routes=Lazy(partial(_routes_of, graph, name)),
             plugins=_plugins(spec, name in receivers),
-            upstream=upstream.get(name, {}),
+            upstream=Lazy(partial(upstream.table, name)),
         )
     return result

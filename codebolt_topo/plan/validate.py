@@ -197,7 +197,7 @@ def _tree(graph: TopologyGraph) -> str | None:
 
 def _mesh(graph: TopologyGraph) -> str | None:
     for source, target in graph.edges():
-        if not graph.graph.has_edge(target, source):
+        if not graph.has_edge(target, source):
             return f"edge {source} -> {target} has no reverse edge {target} -> {source}"
     first = graph.nodes[0]
     reached = set(graph.reachable_from(first))

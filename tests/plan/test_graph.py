@@ -138,3 +138,75 @@ def test_dot() -> None:
         'digraph "t" {\n    rankdir=LR;\n    "a";\n    "b";\n    "c";\n'
         '    "a" -> "b" [dir=both];\n    "b" -> "c";\n}\n'
     )
+
+
+def _reference_routes(g: TopologyGraph) -> dict[str, dict[str, list[str]]]:
+    """Routes as networkx all-pairs distances define them (the former implementation)."""
+    import networkx as nx
+
+    distance = dict(nx.all_pairs_shortest_path_length(g.graph))
+    return {node: {dest: [hop for hop in g.successors(node)
+                          if distance[hop].get(dest) == distance[node][dest] - 1]
+                   for dest in g.nodes if dest in distance[node] and dest != node}
+            for node in g.nodes}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_routes_match_all_pairs_shortest_paths_on_random_graphs(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(rng.randint(2, 25))]
+    edges = [f"{rng.choice(names)} -> {rng.choice(names)}" for _ in range(rng.randint(1, 60))]
+    edges = [e for e in edges if e.split(" -> ")[0] != e.split(" -> ")[1]] or ["n0 -> n1"]
+    topology = Topology.model_validate({"name": "t", "nodes": {n: {} for n in names},
+                                        "edges": edges})
+    g = TopologyGraph(topology, expand_edges(topology))
+    assert g.routes() == _reference_routes(g)
+    import networkx as nx
+
+    condensed = nx.condensation(g.graph)
+    expected = sorted((min(condensed.nodes[c]["members"], key=g.order.__getitem__)
+                       for c in condensed if condensed.in_degree(c) == 0), key=g.order.__getitem__)
+    assert g.entries() == expected
+    for node in names[:3]:
+        assert g.reachable_from(node) == g._sorted(nx.descendants(g.graph, node))
+
+
+def test_validate_and_plan_never_import_networkx(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "topology.yaml"
+    path.write_text("name: t\nnodes: {a: {}, b: {}, c: {}}\nedges: [{linear: [a, b, c]}]\n")
+    code = ("import sys; from pathlib import Path; from codebolt_topo.plan.validate import "
+            "validate_file; from codebolt_topo.plan.desired import desired_nodes; "
+            f"d = desired_nodes(validate_file(Path({str(path)!r}))); d['a'].routes; "
+            "print('networkx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_lazy_wiring_equals_the_eager_computation(seed: int, tmp_path: Any) -> None:
+    import random
+
+    from codebolt_topo.node.principals import upstream_sets
+    from codebolt_topo.plan.desired import desired_nodes
+    from codebolt_topo.plan.validate import validate_file
+
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(rng.randint(3, 15))]
+    pairs = {(rng.choice(names), rng.choice(names)) for _ in range(rng.randint(2, 30))}
+    edges = [f"{a} -> {b}" for a, b in sorted(pairs) if a != b] or ["n0 -> n1"]
+    path = tmp_path / "topology.yaml"
+    path.write_text("name: t\nnodes: {" + ", ".join(f"{n}: {{}}" for n in names) + "}\n"
+                    "edges: [" + ", ".join(f'"{e}"' for e in edges) + "]\n")
+    validated = validate_file(path)
+    desired = desired_nodes(validated)
+    eager = upstream_sets(validated.graph.edges())
+    every = validated.graph.routes()
+    for name, node in desired.items():
+        assert node.upstream == eager.get(name, {})
+        assert node.routes == every[name]
+        assert list(node.wiring["routes"]) == sorted(every[name])
