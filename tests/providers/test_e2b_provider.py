@@ -232,3 +232,16 @@ def test_install_from_the_wheel_uploaded_through_the_files_api(e2b_env: StandIn,
     finally:
         destroy_topology(path)
     assert e2b_env.running() == []
+
+
+@pytest.mark.slow
+def test_an_edge_from_a_sandbox_to_this_machine_fails_the_apply(e2b_env: StandIn,
+                                                                tmp_path: Path) -> None:
+    path = _topology(tmp_path, "outward", "  a: {}\n" + _e2b_node("b"), "[b -> a]")
+    try:
+        with pytest.raises(TopoError) as caught:
+            apply_topology(path)
+        assert "edge b -> a" in str(caught.value)
+    finally:
+        destroy_topology(path)
+    assert e2b_env.running() == []
