@@ -164,6 +164,7 @@ def test_local_to_e2b_to_e2b_exec_streams_and_destroy_kills(e2b_env: StandIn,
     runtime = state_file_for(path, "lab").runtime_dir
     written = _tree_text(runtime.parent) + "\n".join(messages)
     assert KEY not in written, "the API key leaked into the state, a config or a log"
+    assert not any(KEY in value for s in e2b_env.running() for value in s.envs.values())
 
     # a sandbox that ends out of band (its timeout, the dashboard) is drift, with the reason
     e2b_env.sandboxes.kill(c_id)
