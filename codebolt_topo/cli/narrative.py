@@ -8,7 +8,6 @@ thing from the same JSON.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import sys
@@ -66,6 +65,8 @@ def _invoke(
         out = io.BytesIO()
         run(build_parser().parse_args([command, *common, *args]), io.BytesIO(stdin), out)
         return out.getvalue()
+    import asyncio
+
     return asyncio.run(_on_node(node, file, command, [*common, *args], stdin))
 
 
@@ -222,6 +223,8 @@ def import_(
 
 def run_sync(file: Path, edges: list[str] | None) -> None:
     """``codebolt sync``: one line per transfer, then the total."""
+    import asyncio
+
     from codebolt_topo.engine.sync import sync_edges
 
     report = asyncio.run(sync_edges(file, edges, progress=lambda line: print(line, flush=True)))
@@ -249,6 +252,8 @@ def exec_with_snapshots(
     *body* runs on exactly the nodes that are snapshotted: ``body(args, from_node, all_nodes)``
     gets the arguments with the chosen targets written in.
     """
+    import asyncio
+
     from codebolt_topo.cli.exec_command import parse_exec_args
     from codebolt_topo.engine.entry import resolve_entry
     from codebolt_topo.engine.sync import snapshot_nodes
