@@ -96,9 +96,12 @@ class E2bProvider(Provider):
     async def _call(self, what: str, call: Any) -> Any:
         """Await an SDK call, translating its errors into ProviderError (key never shown)."""
         from e2b.exceptions import AuthenticationException, SandboxException
+        from e2b.sandbox.commands.command_handle import CommandExitException
 
         try:
             return await call
+        except CommandExitException:
+            raise  # a command's own failure: the caller reports it with its output
         except AuthenticationException as error:
             raise ProviderError(f"e2b: {what}: the API refused the key in {API_KEY_ENV} "
                                 f"({error})") from None

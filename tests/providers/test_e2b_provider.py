@@ -47,6 +47,8 @@ def standin() -> Iterator[StandIn]:
     templates = {
         # A template with codebolt-topo installed (install: template).
         "codebolt": {"PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin"},
+        # A template without codebolt-topo: install: template cannot start a node there.
+        "bare": {"PATH": f"{Path(sys.base_prefix) / 'bin'}:/usr/bin:/bin"},
         # A template with Python and the dependencies but not codebolt-topo (install: wheel).
         "python-deps": {"PATH": f"{Path(sys.base_prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                         "PYTHONPATH": deps},
@@ -246,3 +248,14 @@ def test_an_edge_from_a_sandbox_to_this_machine_fails_the_apply(e2b_env: StandIn
     finally:
         destroy_topology(path)
     assert e2b_env.running() == []
+
+
+@pytest.mark.slow
+def test_a_daemon_that_cannot_start_fails_with_its_log(e2b_env: StandIn, tmp_path: Path) -> None:
+    path = _topology(tmp_path, "bare", _e2b_node("b", "bare", "template"))
+    try:
+        with pytest.raises(TopoError, match=r"(?s)daemon exited during start.*codebolt_topo"):
+            apply_topology(path)
+        assert e2b_env.running() == [], "the failed node's sandbox was left running"
+    finally:
+        destroy_topology(path)
