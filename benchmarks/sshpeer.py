@@ -1,7 +1,13 @@
 """Throwaway OpenSSH servers on loopback, the peer our exec latency is compared against.
 
 Each server runs as the current user with its own host key, an authorized key made for the run,
-and a config that allows nothing else. Everything lives in one temporary directory and every
+and a config that allows nothing else.
+
+``SetEnv SHLVL=1``: sshd runs every command through the user's login shell, and bash sources
+``~/.bashrc`` for a command that arrives over ssh when it is the first shell level. On a
+developer box that file does real work (``pyenv init`` here: 120 ms idle, ~1 s under load), which
+made every "persistent" ssh command look like a second. It is the shell's cost, not ssh's, so the
+peer skips it (bash does not source it at level 2). Everything lives in one temporary directory and every
 server is stopped when the context exits.
 """
 
@@ -112,7 +118,7 @@ def ssh_peers(count: int) -> Iterator[SshPeers]:
                 f"AuthorizedKeysFile {root / 'authorized_keys'}\nPasswordAuthentication no\n"
                 f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                 f"PidFile {root / f'sshd-{port}.pid'}\nPermitRootLogin prohibit-password\n"
-                f"AllowTcpForwarding yes\nLogLevel ERROR\n"
+                f"AllowTcpForwarding yes\nLogLevel ERROR\nSetEnv SHLVL=1\n"
             )
             servers.append(
                 subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
