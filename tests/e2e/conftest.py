@@ -1,5 +1,7 @@
 """Use-case tests that need Docker reuse the docker tests' machinery (tests/docker).
 
+(Those that need SSH get cloud-vm's wheelhouse built up front, for the same reason.)
+
 The node image is built (or found up to date) once, in ``pytest_collection_finish``, outside any
 test's timeout, and only when a docker-marked use-case test was selected. ``node_image`` skips
 without an engine (an error under ``CODEBOLT_REQUIRE_DOCKER=1``).
@@ -7,6 +9,7 @@ without an engine (an error under ``CODEBOLT_REQUIRE_DOCKER=1``).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -30,10 +33,21 @@ def _docker_conftest() -> ModuleType:
     return module
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
+def _selected(session: pytest.Session, marker: str) -> bool:
     here = Path(__file__).parent
-    if not any(Path(str(item.path)).is_relative_to(here) and item.get_closest_marker("docker")
-               for item in session.items):
+    return any(Path(str(item.path)).is_relative_to(here) and item.get_closest_marker(marker)
+               for item in session.items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if _selected(session, "ssh"):
+        # cloud-vm's wheelhouse (cached by source hash), like the image: outside test timeouts.
+        from codebolt_topo.errors import ProviderError
+        from codebolt_topo.providers.ssh_wheelhouse import wheelhouse
+
+        with contextlib.suppress(ProviderError):
+            wheelhouse()
+    if not _selected(session, "docker"):
         return
     docker_conftest = _docker_conftest()
     problem: str | None = docker_conftest._engine_problem()

@@ -24,7 +24,8 @@ def _id(path: Path) -> str:
 
 
 def test_every_use_case_has_an_example() -> None:
-    assert {path.parent.name for path in USE_CASES} >= {"gpu-offload"}
+    assert {path.parent.name for path in USE_CASES} == {
+        "gpu-offload", "distributed-team", "hierarchical", "sandboxed", "progressive-scaling"}
 
 
 @pytest.mark.parametrize("path", USE_CASES, ids=_id)
