@@ -80,12 +80,14 @@ def node_image(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(autouse=True)
-def docker_guard(node_image: str) -> Iterator[None]:
-    """Fail a test that leaves labelled containers, networks or volumes; remove them anyway."""
+def docker_guard(node_image: str, tmp_path: Path) -> Iterator[None]:
+    """Fail a test that leaves labelled containers, networks or volumes; remove them anyway.
+
+    Only what the test's own topologies created counts (their state directories lie under its
+    ``tmp_path``), so another run sharing the engine is neither blamed nor cleaned up."""
     from docker_helpers import labelled_leftovers, remove_leftovers
 
-    before = labelled_leftovers()
     yield
-    left = [name for name in labelled_leftovers() if name not in before]
-    remove_leftovers(set(left))
+    left = labelled_leftovers(tmp_path)
+    remove_leftovers(tmp_path)
     assert left == [], f"left behind: {left}"

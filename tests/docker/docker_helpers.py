@@ -14,7 +14,7 @@ import docker
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
 from codebolt_topo.model.state import State
 from codebolt_topo.plan.validate import validate_file
-from codebolt_topo.providers.docker_names import LABEL_MANAGED, MANAGED_BY
+from codebolt_topo.providers.docker_names import LABEL_MANAGED, LABEL_STATE_DIR, MANAGED_BY
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MANAGED = {"label": [f"{LABEL_MANAGED}={MANAGED_BY}"]}
@@ -24,26 +24,36 @@ def client() -> Any:
     return docker.from_env(timeout=60)
 
 
-def labelled_leftovers() -> list[str]:
-    """Names of every container, network and volume carrying our managed-by label."""
-    engine = client()
-    names = [f"container:{c.name}" for c in engine.containers.list(all=True, filters=MANAGED)]
-    names += [f"network:{n.name}" for n in engine.networks.list(filters=MANAGED)]
-    names += [f"volume:{v.name}" for v in engine.volumes.list(filters=MANAGED)]
-    return sorted(names)
+def _labels(item: Any) -> dict[str, str]:
+    return dict(getattr(item, "labels", None) or item.attrs.get("Labels") or {})
 
 
-def remove_leftovers(names: set[str]) -> None:
+def _ours(under: Path) -> Iterator[tuple[str, Any]]:
+    """Every managed container, network and volume whose state directory lies under ``under``:
+    what this test created, whatever other runs share the engine."""
     engine = client()
-    for container in engine.containers.list(all=True, filters=MANAGED):
-        if f"container:{container.name}" in names:
-            container.remove(force=True)
-    for network in engine.networks.list(filters=MANAGED):
-        if f"network:{network.name}" in names:
-            network.remove()
-    for volume in engine.volumes.list(filters=MANAGED):
-        if f"volume:{volume.name}" in names:
-            volume.remove(force=True)
+    kinds = (("container", engine.containers.list(all=True, filters=MANAGED)),
+             ("network", engine.networks.list(filters=MANAGED)),
+             ("volume", engine.volumes.list(filters=MANAGED)))
+    for kind, items in kinds:
+        for item in items:
+            if _labels(item).get(LABEL_STATE_DIR, "").startswith(f"{under}/"):
+                yield f"{kind}:{item.name}", item
+
+
+def labelled_leftovers(under: Path) -> list[str]:
+    """Names of our managed containers, networks and volumes created under ``under``."""
+    return sorted(name for name, _ in _ours(under))
+
+
+def remove_leftovers(under: Path) -> None:
+    """Remove them, containers first (networks and volumes in use cannot go)."""
+    found = sorted(_ours(under), key=lambda pair: not pair[0].startswith("container:"))
+    for name, item in found:
+        if name.startswith("network:"):
+            item.remove()
+        else:
+            item.remove(force=True)
 
 
 def containers_of(topology: str) -> list[Any]:

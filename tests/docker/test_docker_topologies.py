@@ -33,7 +33,7 @@ def _run(path: Path, target: str | list[str], shell: str, entry: str | None = No
     return asyncio.run(go())
 
 
-@pytest.mark.parametrize("shape", ["linear", "fan-out", "mesh"])
+@pytest.mark.parametrize("shape", ["linear", "fan-out", "tree", "mesh", "hub"])
 def test_seed_shape_on_docker(shape: str, tmp_path: Path) -> None:
     path = docker_example(shape, tmp_path)
     with applied(path):
@@ -44,13 +44,12 @@ def test_seed_shape_on_docker(shape: str, tmp_path: Path) -> None:
         assert result[farthest].stdout == f"{farthest} 10001\n".encode()  # type: ignore[index]
         assert result[farthest].exit.code == 3  # type: ignore[index]
         if shape == "fan-out":
+            # Every leaf is still running when the last one starts: they ran at once (judged
+            # by the containers' shared clock, not by how long the test took).
             leaves = ["b", "c", "d"]
-            start = time.monotonic()
-            result = _run(path, leaves, 'sleep 1; echo "$CODEBOLT_NODE"')
-            assert {n: result[n].stdout for n in leaves} == {  # type: ignore[index]
-                n: f"{n}\n".encode() for n in leaves
-            }
-            assert time.monotonic() - start < 2.5, "leaves did not run at once"
+            result = _run(path, leaves, 'date +%s.%N; sleep 1; date +%s.%N')
+            spans = {n: [float(t) for t in result[n].stdout.split()] for n in leaves}  # type: ignore[index]
+            assert max(s for s, _ in spans.values()) < min(e for _, e in spans.values()), spans
         assert plan_topology(path).has_changes is False
         assert len(containers_of(shape)) == len(validate_file(path).topology.nodes)
 
