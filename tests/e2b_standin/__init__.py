@@ -90,7 +90,10 @@ class StandIn:
 
     async def _serve(self) -> None:
         config = uvicorn.Config(_App(self.control, Envd(self.sandboxes)), log_level="warning",
-                                access_log=False, lifespan="off", ws="none", http="h11")
+                                access_log=False, lifespan="off", ws="none", http="h11",
+                                # idle connections are the client's to close (the SDK's pool
+                                # keeps them 300 s): a server closing first races with reuse
+                                timeout_keep_alive=600)
         self._server = uvicorn.Server(config)  # off the main thread: installs no signal handlers
         proxy = await asyncio.start_server(self.proxy.handle, sock=self._proxy_sock)
         reaper = asyncio.create_task(self._reap())
