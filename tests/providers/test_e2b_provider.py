@@ -9,6 +9,8 @@ cannot show: e2b's TLS proxy, real templates' Pythons, network isolation between
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -31,6 +33,7 @@ from codebolt_topo.errors import TopoError
 from codebolt_topo.model.topology import NodeSpec
 from codebolt_topo.node.testing import process_running
 from codebolt_topo.plan.diff import ActionKind
+from codebolt_topo.providers import processes
 from codebolt_topo.providers.e2b_relay import rewrite_head
 from codebolt_topo.providers.registry import describe_providers
 
@@ -259,3 +262,29 @@ def test_a_daemon_that_cannot_start_fails_with_its_log(e2b_env: StandIn, tmp_pat
         assert e2b_env.running() == [], "the failed node's sandbox was left running"
     finally:
         destroy_topology(path)
+
+
+@pytest.mark.slow
+def test_the_relay_keeps_its_sandbox_alive_and_ends_with_it(e2b_env: StandIn,
+                                                           tmp_path: Path) -> None:
+    """A 3 s sandbox outlives 3 s while its relay renews it, and the relay ends with it."""
+    sandbox = e2b_env.sandboxes.create("codebolt", 3, {}, {})
+    config = tmp_path / "relay.json"
+    config.write_text(json.dumps({"sandbox_id": sandbox.id, "domain": "e2b.standin",
+                                  "port": 1, "timeout": 3,
+                                  "sandbox_url": e2b_env.proxy_url}))
+
+    relay = asyncio.run(processes.spawn_detached(
+        [sys.executable, "-m", "codebolt_topo.providers.e2b_relay", "--config", str(config),
+         "--ready-fd", str(processes.READY_FD)],
+        dict(os.environ), tmp_path / "relay.log", what="relay", timeout=20))
+    try:
+        time.sleep(4.5)
+        assert e2b_env.sandboxes.running(sandbox.id) is not None, "not kept alive"
+        e2b_env.sandboxes.kill(sandbox.id)
+        deadline = time.monotonic() + 5
+        while processes.is_ours(relay.handle) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not processes.is_ours(relay.handle), "the relay outlived its sandbox"
+    finally:
+        asyncio.run(processes.stop_group(relay.handle, grace=1))
