@@ -95,6 +95,7 @@ class E2bProvider(Provider):
 
     async def _call(self, what: str, call: Any) -> Any:
         """Await an SDK call, translating its errors into ProviderError (key never shown)."""
+        import httpx
         from e2b.exceptions import AuthenticationException, SandboxException
         from e2b.sandbox.commands.command_handle import CommandExitException
 
@@ -105,7 +106,7 @@ class E2bProvider(Provider):
         except AuthenticationException as error:
             raise ProviderError(f"e2b: {what}: the API refused the key in {API_KEY_ENV} "
                                 f"({error})") from None
-        except (SandboxException, OSError) as error:
+        except (SandboxException, OSError, httpx.HTTPError) as error:
             raise ProviderError(f"e2b: {what}: {type(error).__name__}: {error}") from None
 
     # -- create ------------------------------------------------------------------------------
@@ -209,14 +210,19 @@ class E2bProvider(Provider):
         from e2b import AsyncSandbox
         from e2b.exceptions import NotFoundException
 
+        async def info_or_none() -> Any:
+            try:
+                return await AsyncSandbox.get_info(handle["sandbox_id"])
+            except NotFoundException:
+                return None
+
         self._api_key()
         try:
-            info = await self._call("checking the sandbox", AsyncSandbox.get_info(
-                handle["sandbox_id"]))
+            info = await self._call("checking the sandbox", info_or_none())
         except ProviderError as error:
-            if isinstance(error.__context__, NotFoundException):
-                return Observation(alive=False, reason=f"sandbox {handle['sandbox_id']} is gone")
             return Observation(alive=False, reason=str(error))
+        if info is None:
+            return Observation(alive=False, reason=f"sandbox {handle['sandbox_id']} is gone")
         if str(info.state.value) != "running":
             return Observation(alive=False, reason=f"sandbox {handle['sandbox_id']} is "
                                                    f"{info.state.value}")
