@@ -8,6 +8,7 @@ raised together, sorted by line, so one run shows everything to fix.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ def check_graph(loaded: LoadedTopology, edges: list[Edge],
         unknown = True
         add("entry", _unknown_node(topology.entry, names))
     issues += _port_clashes(loaded)
+    issues += _container_reach(loaded, edges)
     # Dropped edges would make reachability and shape complaints misleading: fix names first.
     if not unknown:
         if topology.entry is not None:
@@ -127,6 +129,45 @@ def _port_clashes(loaded: LoadedTopology) -> list[ValidationIssue]:
         else:
             first[spec.port] = name
     return issues
+
+
+def _container_reach(loaded: LoadedTopology, edges: list[Edge]) -> list[ValidationIssue]:
+    """Edges from a container to a node on this machine that the container cannot reach.
+
+    A container reaches this machine through the Docker host gateway, so a local node bound to
+    loopback (the default) is out of its reach; a sandbox reaches nothing off its network.
+    Caught here, with the line, rather than as a refused connection at the first ``exec``.
+    """
+    nodes = loaded.topology.nodes
+    issues = []
+    for edge in edges:
+        source, target = nodes.get(edge.source), nodes.get(edge.target)
+        if source is None or target is None or source.provider != "docker":
+            continue
+        if target.provider != "local":
+            continue
+        if source.sandbox:
+            message = (f"edge {edge}: sandbox node {edge.source!r} cannot send work to a node "
+                       "on this machine (its network reaches only the topology's containers); "
+                       "reverse the edge or make the target a docker node")
+            issues.append(ValidationIssue(loaded.source_map.locate(edge.field), edge.field,
+                                          message))
+        elif _is_loopback(target.host):
+            field = f"nodes.{edge.target}.host"
+            message = (f"node {edge.target!r} listens on {target.host}, which docker node "
+                       f"{edge.source!r} cannot reach (edge {edge}); set host: 0.0.0.0 "
+                       "(every connection still needs a token) or the Docker bridge's address")
+            issues.append(ValidationIssue(loaded.source_map.locate(field), field, message))
+    return issues
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def shape_problem(graph: TopologyGraph, shape: ShapeKind) -> str | None:

@@ -59,7 +59,8 @@ nodes:
   a: {}
   b: {provider: docker, resources: {cpus: 1, memory: 256m, pids: 200}, env: {GREETING: hi}}
   c: {provider: docker}
-edges: [a -> b -> c]
+  d: {host: 0.0.0.0}       # local, reached by container c through the host gateway
+edges: [a -> b -> c -> d]
 """
 
 
@@ -71,6 +72,10 @@ def test_mixed_chain_streams_and_reports_a_killed_hop(tmp_path: Path) -> None:
         entry = state.nodes["a"]
         assert entry.url is not None
         assert state.nodes["b"].handle["detected"]["python"].startswith("3.11")
+        assert "python:3.11" in state.nodes["b"].detected  # reported by the daemon itself
+        # local -> container -> container -> local
+        back_home = _run(path, "d", "echo $CODEBOLT_NODE on the host")
+        assert back_home["d"].stdout == b"d on the host\n"  # type: ignore[index]
         b_attrs = client().api.inspect_container(state.nodes["b"].handle["id"])
         assert b_attrs["HostConfig"]["Memory"] == 256 * 1024 * 1024
         assert b_attrs["HostConfig"]["PidsLimit"] == 200

@@ -192,3 +192,23 @@ def test_shape_mismatches_explain_why(shape: str, edges: list[Any], expected: st
 def test_single_node_matches_every_shape() -> None:
     for shape in ShapeKind:
         assert problem(shape.value, nodes="a") is None
+
+
+def test_containers_cannot_send_work_to_unreachable_local_nodes() -> None:
+    found = errors("""
+        name: t
+        nodes:
+          box: {provider: docker}
+          jail: {provider: docker, sandbox: true}
+          home: {}
+          open: {host: 0.0.0.0}
+        edges: [box -> home, box -> open, jail -> open]
+    """)
+    assert found == [
+        "topology.yaml:5:9: nodes.home.host: node 'home' listens on 127.0.0.1, which docker node "
+        "'box' cannot reach (edge box -> home); set host: 0.0.0.0 (every connection still needs "
+        "a token) or the Docker bridge's address",
+        "topology.yaml:7:35: edges[2]: edge jail -> open: sandbox node 'jail' cannot send work "
+        "to a node on this machine (its network reaches only the topology's containers); "
+        "reverse the edge or make the target a docker node",
+    ]
