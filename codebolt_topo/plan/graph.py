@@ -186,21 +186,26 @@ class TopologyGraph:
             level += 1
             following: list[str] = []
             for current in frontier:
-                hops = first[current]
+                inherited = first[current]
                 for child in succ[current]:
                     seen = depth.get(child)
                     if seen is None:
-                        depth[child], first[child] = level, hops
+                        depth[child], first[child] = level, inherited
                         following.append(child)
                     elif seen == level:
-                        first[child] |= hops
+                        first[child] |= inherited
             frontier = following
         table: dict[str, list[str]] = {}
         for dest in self.order:
             mask = first.get(dest)
             if mask is None or dest == node:
                 continue
-            table[dest] = [hop for index, hop in enumerate(successors) if mask >> index & 1]
+            hops: list[str] = []
+            while mask:  # set bits only: a hub has thousands of successors, a dest few hops
+                low = mask & -mask
+                hops.append(successors[low.bit_length() - 1])
+                mask ^= low
+            table[dest] = hops
         return table
 
     def routes(self, *, fallback: bool = False) -> Routes:
