@@ -7,8 +7,9 @@ and a config that allows nothing else.
 ``~/.bashrc`` for a command that arrives over ssh when it is the first shell level. On a
 developer box that file does real work (``pyenv init`` here: 120 ms idle, ~1 s under load), which
 made every "persistent" ssh command look like a second. It is the shell's cost, not ssh's, so the
-peer skips it (bash does not source it at level 2). Everything lives in one temporary directory and every
-server is stopped when the context exits.
+peer skips it (bash does not source it at level 2).
+
+Everything lives in one temporary directory and every server is stopped when the context exits.
 """
 
 from __future__ import annotations
