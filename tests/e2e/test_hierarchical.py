@@ -2,12 +2,16 @@
 
 An agent on the parent node spawns a child topology through the parent's children API, runs
 work in it and closes it; a child left running is closed when the parent is destroyed (its
-processes gone, its state gone with the parent's).
+processes gone, its state gone with the parent's), and the children of a parent killed with
+SIGKILL are stopped by its replacement.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -42,7 +46,27 @@ def test_an_agent_on_the_parent_spawns_and_closes_a_child(tmp_path: Path) -> Non
         refused = codebolt("exec", "lead", "--", "python3", str(folder / "agent.py"), cwd=folder)
         assert refused.returncode == 1
         assert "no $CODEBOLT_CHILDREN" in refused.stderr
+
+        # A parent killed outright cannot close its children: its replacement does.
+        os.kill(_parent_pid(folder), signal.SIGKILL)
+        ok(codebolt("apply", "--auto-approve", cwd=folder))
+        _wait_gone(pids)
+        ok(codebolt("exec", "parent", "--", "python3", "agent.py", "--keep", cwd=folder))
+        state = json.loads((children / "scratch" / ".codebolt" / "scratch.state.json").read_text())
+        pids = [int(node["handle"]["pid"]) for node in state["nodes"].values()]
     finally:
         ok(codebolt("destroy", "--auto-approve", cwd=folder))
     assert [pid for pid in pids if process_running(pid)] == []
     assert not children.exists()
+
+
+def _parent_pid(folder: Path) -> int:
+    state = json.loads((folder / ".codebolt" / "hierarchy.state.json").read_text())
+    return int(state["nodes"]["parent"]["handle"]["pid"])
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in pids if process_running(pid)] == []

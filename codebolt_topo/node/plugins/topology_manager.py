@@ -13,9 +13,12 @@ one at a time; ``exec`` runs on the node's loop.
 
 Disabling the plugin (which the node does when it stops, so ``codebolt destroy`` of the parent)
 destroys every child first, blocking the stop for as long as that takes: a parent never leaves
-its children running. A parent killed with SIGKILL cannot do this; its children then remain
-until a later apply of their own file, ``children/<name>/topology.yaml`` under the parent's
-state directory, destroys them (known gap).
+its children running. A parent killed with SIGKILL cannot do this, so every process the plugin
+starts carries ``CODEBOLT_CHILD_OF=<the parent's state directory>`` in its environment, and
+the plugin, when enabled, stops the node daemons carrying its own state directory: the parent's
+replacement (``watch``, ``apply``) closes the children its killed predecessor left. (Docker
+children of a killed parent, and local ones when the dead parent is destroyed rather than
+replaced, remain: known gap.)
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ from codebolt_topo.node.children import (
 )
 from codebolt_topo.node.hooks import NodeContext, hookimpl
 
-__all__ = ["TopologyManagerPlugin"]
+__all__ = ["CHILD_OF", "TopologyManagerPlugin"]
+
+CHILD_OF = "CODEBOLT_CHILD_OF"
+"""Environment marker of the processes a parent starts: the parent's state directory."""
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ class TopologyManagerPlugin:
         self._socket_dir: Path | None = None
         self._server: asyncio.Server | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._reaping: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -79,6 +86,23 @@ class TopologyManagerPlugin:
         listener.listen(16)  # connections wait in the backlog until the server task runs
         self._starting = asyncio.ensure_future(self._start(listener))
         node.job_env[ENV_VAR] = str(path)
+        # Child daemons inherit this process's environment (providers spawn with os.environ);
+        # jobs do not (they get job_env, copied at start).
+        os.environ[CHILD_OF] = str(node.state_dir)
+        self._reaping = asyncio.ensure_future(self._reap_orphans(str(node.state_dir)))
+
+    async def _reap_orphans(self, state_dir: str) -> None:
+        """Stop the node daemons a killed predecessor of this node started (see module doc)."""
+        from codebolt_topo.providers.processes import scan_marked, stop_group
+
+        async with self._lock:
+            found = await asyncio.to_thread(scan_marked, {CHILD_OF: state_dir},
+                                            lambda argv: b"codebolt_topo.node" in argv)
+            orphans = [marked for marked in found if marked.pid != os.getpid()]
+            await asyncio.gather(*(stop_group({"pid": m.pid, "start_time": m.start_time},
+                                              grace=5.0) for m in orphans))
+            if orphans:
+                log.info("stopped %d child node(s) left by a killed predecessor", len(orphans))
 
     async def _start(self, listener: socket.socket) -> None:
         self._server = await asyncio.start_unix_server(self._serve, sock=listener,
@@ -87,8 +111,10 @@ class TopologyManagerPlugin:
     @hookimpl
     def codebolt_node_disable(self, node: NodeContext, name: str) -> None:
         node.job_env.pop(ENV_VAR, None)
-        if self._starting is not None:
-            self._starting.cancel()
+        os.environ.pop(CHILD_OF, None)
+        for task in (self._starting, self._reaping):
+            if task is not None:
+                task.cancel()
         if self._server is not None:
             self._server.close()
         if self._socket_dir is not None:
