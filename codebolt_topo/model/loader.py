@@ -72,14 +72,14 @@ def _in_template(issue: ValidationIssue, line_map: LineMap) -> ValidationIssue:
 
 def _load(path: Path, file: str, text: str, providers: Iterable[str] | None) -> LoadedTopology:
     sources = SourceMap(file)
-    data, issues = _parse(text, sources)
+    data, root, issues = _parse(text, sources)
     if issues:
         raise TopologyError(issues)
     issues = _shape_of_document(data, sources)
     if issues:
         raise TopologyError(issues)
     installed = sorted(providers) if providers is not None else _installed_providers()
-    issues = _duplicate_issues(text, sources) + _provider_issues(data, installed, sources)
+    issues = _duplicate_issues(root, sources) + _provider_issues(data, installed, sources)
     topology: Topology | None = None
     try:
         topology = Topology.model_validate(data)
@@ -105,23 +105,28 @@ def _yaml() -> Any:
     return yaml
 
 
-def _parse(text: str, sources: SourceMap) -> tuple[Any, list[ValidationIssue]]:
+def _parse(text: str, sources: SourceMap) -> tuple[Any, Any, list[ValidationIssue]]:
+    """(plain data, composed node tree, issues). The text is composed once: the node tree serves
+    the duplicate-key check and is then constructed (YAML scanning is most of a big file's
+    validate time)."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        raw = _yaml().load(text)
+        yaml = _yaml()
+        root = yaml.compose(text)
+        raw: Any = yaml.constructor.construct_document(root) if root is not None else None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         location = Location(sources.file, mark.line + 1, mark.column + 1) if mark else \
             Location(sources.file)
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.problem and exc.context else ""
-        return None, [ValidationIssue(location, "", f"invalid YAML: {problem}{context}")]
+        return None, None, [ValidationIssue(location, "", f"invalid YAML: {problem}{context}")]
     except YAMLError as exc:
-        return None, [ValidationIssue(Location(sources.file), "", f"invalid YAML: {exc}")]
+        return None, None, [ValidationIssue(Location(sources.file), "", f"invalid YAML: {exc}")]
     root_at = (raw.lc.line + 1, raw.lc.col + 1) if hasattr(raw, "lc") else (1, 1)
     sources.spans[()] = Span(None, root_at)
-    return to_plain(raw, sources), []
+    return to_plain(raw, sources), root, []
 
 
 def _shape_of_document(data: Any, sources: SourceMap) -> list[ValidationIssue]:
@@ -135,7 +140,7 @@ def _shape_of_document(data: Any, sources: SourceMap) -> list[ValidationIssue]:
     return [ValidationIssue(sources.locate(()), "", message)]
 
 
-def _duplicate_issues(text: str, sources: SourceMap) -> list[ValidationIssue]:
+def _duplicate_issues(root: Any, sources: SourceMap) -> list[ValidationIssue]:
     """Every repeated mapping key: ruamel alone would stop at the first one."""
     from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
@@ -161,7 +166,6 @@ def _duplicate_issues(text: str, sources: SourceMap) -> list[ValidationIssue]:
             for index, item in enumerate(node.value):
                 walk(item, (*path, index))
 
-    root = _yaml().compose(text)
     if root is not None:
         walk(root, ())
     return issues
