@@ -60,9 +60,8 @@ async def _isolation(state: State) -> None:
             first = await anext(job)
 
         async with NodeClient.connect(url("dev-bob"), token("dev-bob")) as bob:
-            attempt = await bob.attach("alice-train-1", "worker-1")
-            await attempt.cancel()  # names only bob's own request: alice's job runs on
-            _refused(await attempt.result(), "belongs to another owner")
+            watched = await (await bob.attach("alice-train-1", "worker-1")).result()
+            _refused(watched, "belongs to another owner")
             again = await (await bob.exec("worker-1", shell=TICKS,
                                           request_id="alice-train-1")).result()
             _refused(again, "belongs to another owner")
