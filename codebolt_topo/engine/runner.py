@@ -239,6 +239,8 @@ class Engine:
             plugins=desired.plugins,
             capabilities=sorted(sender.offers(desired.spec)[0]),
             hop_limit=max(16, len(state.nodes)),
+            keepalive_interval=desired.keepalive[0],
+            keepalive_timeout=desired.keepalive[1],
         )
 
     async def _configure(

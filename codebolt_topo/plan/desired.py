@@ -48,6 +48,9 @@ class DesiredNode:
     plugins: dict[str, dict[str, Any]]
     upstream: Mapping[str, list[str]] = field(default_factory=dict)
     """Upstream sets this node checks request owners against (node/principals.py)."""
+    keepalive: tuple[float, float] = (30.0, 10.0)
+    """WebSocket ping interval and pong timeout of the node's links: its heartbeat settings, so
+    a peer notices a dead link as fast as the orchestrator notices a dead node."""
     launch_settings: dict[str, Any] = field(init=False, repr=False, compare=False)
     launch_hash: str = field(init=False, repr=False, compare=False)
 
@@ -174,6 +177,7 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
     result: dict[str, DesiredNode] = {}
     for name, spec in validated.topology.nodes.items():
         inbound = tuple(sorted(graph.predecessors(name)))
+        beat = spec.heartbeat or validated.topology.heartbeat
         result[name] = DesiredNode(
             name=name,
             spec=spec,
@@ -183,5 +187,6 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
             routes=Lazy(partial(_routes_of, graph, name)),
             plugins=_plugins(spec, name in receivers),
             upstream=Lazy(partial(upstream.table, name)),
+            keepalive=(beat.interval, beat.timeout),
         )
     return result

@@ -137,6 +137,62 @@ def test_mixed_chain_streams_and_reports_a_killed_hop(tmp_path: Path) -> None:
         assert len(containers_of("mixed")) == 2
 
 
+PARTITION = """name: cut
+heartbeat: {interval: 500ms, timeout: 1s}
+nodes:
+  a: {}
+  b: {provider: docker}
+  c: {provider: docker}
+edges: [a -> b -> c]
+"""
+
+
+def test_network_disconnect_then_reconnect_mid_stream(tmp_path: Path) -> None:
+    """c is cut off its network while streaming, then put back: the job on c keeps running,
+    and its output reaches the caller whole, in order, once, or the break is reported."""
+    path = tmp_path / "cut.yaml"
+    path.write_text(PARTITION)
+    with applied(path):
+        state = state_of(path)
+        entry, c_id = state.nodes["a"], state.nodes["c"].handle["id"]
+        network = client().networks.get(f"codebolt-cut-{state.lineage[:8]}")
+
+        async def stream() -> tuple[bytes, list[object]]:
+            async with NodeClient.connect(entry.url, entry.admin_token) as c:  # type: ignore[arg-type]
+                count = "for i in $(seq 1 40); do echo $i; sleep 0.1; done"
+                handle = await c.exec("c", shell=count)
+                data, ends, cut = b"", [], False
+                try:
+                    async for event in handle:
+                        if isinstance(event, Output):
+                            data += event.data
+                            if not cut:
+                                cut = True
+                                await asyncio.to_thread(network.disconnect, c_id)
+                                await asyncio.sleep(3)  # past the 1.5 s keepalive deadline
+                                await asyncio.to_thread(network.connect, c_id, aliases=["c"])
+                        elif isinstance(event, Failed | Exit):
+                            ends.append(event)
+                except ExecError as error:
+                    ends.append(error)
+                return data, ends
+
+        data, ends = asyncio.run(asyncio.wait_for(stream(), 60))
+        lines = data.decode().split()
+        assert lines == [str(i) for i in range(1, len(lines) + 1)], "a gap or a duplicate"
+        if len(lines) == 40:
+            assert [type(e) for e in ends] == [Exit], ends
+            assert ends[0].code == 0  # type: ignore[attr-defined]
+        else:
+            assert ends, "the break was not reported"
+            assert not any(isinstance(e, Exit) for e in ends), ends
+            print(f"reported after {len(lines)} lines: {ends}")
+        # The topology is whole again either way.
+        assert _run(path, "c", "echo $CODEBOLT_NODE reconnected")["c"].stdout == (  # type: ignore[index]
+            b"c reconnected\n"
+        )
+
+
 def test_orchestrator_killed_mid_apply_leaves_no_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "crash.yaml"
     path.write_text(
