@@ -3,7 +3,8 @@
 Run: ``python benchmarks/bench_exec.py [--repeat N]``. It applies a 4-node linear topology on
 the local provider in a temporary directory, measures medians over N requests for each hop
 count, then (when sshd is installed) the same through ssh: a fresh ProxyJump connection each time,
-and a persistent ControlMaster connection. It prints figures and ratios; it asserts nothing.
+and a persistent ControlMaster connection, and a no-op Ray task when Ray is installed. It prints
+figures and ratios; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -81,6 +82,27 @@ def _ssh_latency(repeat: int) -> dict[str, dict[int, list[float]]]:
     return results
 
 
+def _ray_latency(repeat: int) -> list[float] | None:
+    """A no-op Ray task's round trip on a local Ray (None when Ray is not installed)."""
+    try:
+        import ray  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        noop = ray.remote(lambda: None)
+        for _ in range(max(5, repeat // 10)):
+            ray.get(noop.remote())
+        samples = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            ray.get(noop.remote())
+            samples.append(time.perf_counter() - start)
+        return samples
+    finally:
+        ray.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
@@ -106,6 +128,13 @@ def main() -> None:
         )
     per_hop = (medians[-1] - medians[0]) / (len(medians) - 1)
     print(f"  added per hop: {per_hop * 1e3:.3f} ms (target <= 0.5 ms); direct target <= 3 ms")
+    ray = _ray_latency(args.repeat)
+    if ray is None:
+        print("Ray peer skipped: ray not installed (pip install ray)")
+    else:
+        ray_median = statistics.median(ray)
+        print(f"Ray no-op task round trip: {ray_median * 1e3:.3f} ms "
+              f"({ray_median / medians[0]:.1f}x codebolt direct)")
     if not ssh_available():
         print(
             "ssh peer skipped: sshd/ssh/ssh-keygen not installed (apt-get install openssh-server)"
@@ -116,10 +145,10 @@ def main() -> None:
     for hops in range(4):
         persistent = statistics.median(peer["persistent"][hops])
         jump = statistics.median(peer["proxyjump"][hops])
-        ours = medians[hops]
+        mine = medians[hops]
         print(
-            f"  {hops} hop(s): ssh persistent {persistent * 1e3:8.2f} ({persistent / ours:5.1f}x)"
-            f"   ssh -J fresh {jump * 1e3:8.1f} ({jump / ours:6.1f}x)"
+            f"  {hops} hop(s): ssh persistent {persistent * 1e3:8.2f} ({persistent / mine:5.1f}x)"
+            f"   ssh -J fresh {jump * 1e3:8.1f} ({jump / mine:6.1f}x)"
         )
     ssh_hop = (
         statistics.median(peer["persistent"][3]) - statistics.median(peer["persistent"][0])
