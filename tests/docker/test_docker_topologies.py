@@ -14,6 +14,7 @@ from docker_helpers import applied, client, containers_of, docker_example, state
 
 from codebolt_topo.client import Exit, Failed, NodeClient, Output
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, plan_topology
+from codebolt_topo.engine.runner import ApplyError
 from codebolt_topo.errors import ExecError
 from codebolt_topo.plan.diff import ActionKind
 from codebolt_topo.plan.validate import validate_file
@@ -217,5 +218,22 @@ def test_orchestrator_killed_mid_apply_leaves_no_duplicates(tmp_path: Path) -> N
             names = sorted(c.name for c in containers_of("dcrash"))
             assert len(names) == 2, f"duplicates after re-apply: {names}"
             assert _run(path, "b", "echo ok")["b"].stdout == b"ok\n"  # type: ignore[index]
+    finally:
+        destroy_topology(path)
+
+
+def test_gpus_on_an_engine_without_a_gpu_runtime_fail_clearly(tmp_path: Path) -> None:
+    if "nvidia" in client().info().get("Runtimes", {}):
+        pytest.skip("this engine has the NVIDIA runtime: the refusal cannot be shown here")
+    path = tmp_path / "gpu.yaml"
+    path.write_text("name: gpu\nnodes:\n  a: {}\n  t: {provider: docker, gpus: all}\n"
+                    "edges: [a -> t]\n")
+    try:
+        with pytest.raises(ApplyError) as caught:
+            apply_topology(path)
+        message = str(caught.value)
+        assert "node 't' asks for gpus: all, but this Docker Engine has no GPU runtime" in message
+        assert "NVIDIA Container Toolkit" in message
+        assert containers_of("gpu") == [], "nothing was started for the refused node"
     finally:
         destroy_topology(path)
