@@ -9,7 +9,6 @@ Configuration problems are logged as one line and return 2; a failure to bind re
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from codebolt_topo.errors import ConfigError
+from codebolt_topo.netaddr import is_loopback
 from codebolt_topo.node.config import LaunchConfig
 from codebolt_topo.node.core import NodeCore
 from codebolt_topo.node.server import start_server
@@ -45,20 +45,11 @@ def load_launch_config(path: Path) -> LaunchConfig:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{path}: invalid node config: {where}: {first['msg']}") from None
-    if not _is_loopback(config.host) and len(config.admin_token_digest) != 64:
+    if not is_loopback(config.host) and len(config.admin_token_digest) != 64:
         raise ConfigError(f"{path}: refusing to listen on {config.host!r} without an admin token")
     if not Path(config.workspace).is_dir():
         raise ConfigError(f"{path}: workspace {config.workspace!r} is not a directory")
     return config
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def run_daemon(config_path: Path, ready_fd: int | None = None) -> int:

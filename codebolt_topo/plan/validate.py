@@ -8,7 +8,6 @@ raised together, sorted by line, so one run shows everything to fix.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from codebolt_topo.model.issues import did_you_mean
 from codebolt_topo.model.loader import LoadedTopology, load_topology
 from codebolt_topo.model.source import SourceMap
 from codebolt_topo.model.topology import ShapeKind, Topology
+from codebolt_topo.netaddr import is_loopback
 from codebolt_topo.plan.graph import TopologyGraph
 from codebolt_topo.plan.replicas import expand_replicas
 from codebolt_topo.plan.shapes import Edge, expand_edges, node_mentions
@@ -152,22 +152,13 @@ def _container_reach(loaded: LoadedTopology, edges: list[Edge]) -> list[Validati
                        "reverse the edge or make the target a docker node")
             issues.append(ValidationIssue(loaded.source_map.locate(edge.field), edge.field,
                                           message))
-        elif _is_loopback(target.host):
+        elif is_loopback(target.host):
             field = f"nodes.{edge.target}.host"
             message = (f"node {edge.target!r} listens on {target.host}, which docker node "
                        f"{edge.source!r} cannot reach (edge {edge}); set host: 0.0.0.0 "
                        "(every connection still needs a token) or the Docker bridge's address")
             issues.append(ValidationIssue(loaded.source_map.locate(field), field, message))
     return issues
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def shape_problem(graph: TopologyGraph, shape: ShapeKind) -> str | None:

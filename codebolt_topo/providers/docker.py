@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 from typing import Any
 
 from codebolt_topo.errors import ProviderError
 from codebolt_topo.model.state import NodeState
+from codebolt_topo.netaddr import is_loopback
 from codebolt_topo.node.config import LaunchConfig
 from codebolt_topo.providers.base import (
     Category,
@@ -45,9 +45,6 @@ __all__ = ["HOST_GATEWAY", "DockerProvider"]
 
 #: How a container names the host (mapped to the engine's host gateway in ``extra_hosts``).
 HOST_GATEWAY = "host.docker.internal"
-_LOOPBACK_NAMES = ("localhost", "")
-
-
 class DockerProvider(Provider):
     """Node daemons in containers of the node image, on a per-topology network."""
 
@@ -147,7 +144,7 @@ class DockerProvider(Provider):
             return f"ws://{peer.name}:{CONTAINER_PORT}"
         if peer.url is None or peer.host is None:
             return None
-        if _is_loopback(peer.host):
+        if peer.host == "" or is_loopback(peer.host):
             return f"ws://{HOST_GATEWAY}:{peer.port}"
         return peer.url
 
@@ -240,12 +237,3 @@ class DockerProvider(Provider):
         if not bindings:
             raise ProviderError(f"container {container_id[:12]} has no published port")
         return str(bindings[0]["HostIp"] or "127.0.0.1"), int(bindings[0]["HostPort"])
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
