@@ -224,8 +224,12 @@ def unpack_data(frame: bytes) -> tuple[int, int, int, memoryview]:
 
 
 def rechannel(frame: bytes, ch: int) -> bytes:
-    """The same data frame on another channel (what a forwarding hop sends upstream)."""
-    stream, _, offset = HEADER.unpack_from(frame)
+    """The same data frame on channel ``ch`` (what a forwarding hop sends upstream); the frame
+    itself, not a copy, when it already is on ``ch`` (the common case of a chain: every hop's
+    first channel is 1)."""
+    stream, old, offset = HEADER.unpack_from(frame)
+    if old == ch:
+        return frame
     return b"".join((HEADER.pack(stream, ch, offset), memoryview(frame)[HEADER_SIZE:]))
 
 

@@ -134,6 +134,7 @@ def test_rechannel_keeps_everything_but_channel() -> None:
     frame = p.pack_data(p.STDERR, 5, 99, b"data")
     assert p.unpack_data(p.rechannel(frame, 12))[:3] == (p.STDERR, 12, 99)
     assert p.unpack_data(p.rechannel(frame, 12))[3] == b"data"
+    assert p.rechannel(frame, 5) is frame  # same channel: relayed without a copy
 
 
 def test_channel_table_allocates_increasing_and_releases() -> None:
