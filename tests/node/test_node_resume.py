@@ -257,3 +257,35 @@ def test_slow_reader_pauses_the_child_without_stalling_other_jobs(make_cluster) 
 
     asyncio.run(main())
     assert peak[0] - baseline < 48 * 1024, f"RSS grew {peak[0] - baseline} KiB"
+
+
+def test_forwarding_hops_memory_stays_bounded_while_streaming(make_cluster) -> None:  # type: ignore[no-untyped-def]
+    total = 128 * 1024 * 1024
+    cluster: Cluster = make_cluster([("a", "b"), ("b", "c")])
+    pids = {node: cluster.pids[node] for node in ("a", "b")}  # a and b only relay c's output
+    baseline = {node: rss_kib(pid) for node, pid in pids.items()}
+    peak = dict(baseline)
+
+    async def sample() -> None:
+        while True:
+            for node, pid in pids.items():
+                peak[node] = max(peak[node], rss_kib(pid))
+            await asyncio.sleep(0.02)
+
+    async def main() -> int:
+        sampler = asyncio.ensure_future(sample())
+        received = 0
+        async with cluster.client("a") as client:
+            handle = await client.exec("c", shell=f"head -c {total} /dev/zero")
+            async for event in handle:
+                if isinstance(event, Output):
+                    received += len(event.data)
+                    if received < 8 * 1024 * 1024:
+                        await asyncio.sleep(0.05)  # a slow start: the window fills up the path
+        sampler.cancel()
+        return received
+
+    assert asyncio.run(main()) == total
+    for node in pids:
+        grew = peak[node] - baseline[node]
+        assert grew < 48 * 1024, f"{node} grew {grew} KiB"
