@@ -139,7 +139,6 @@ class _Upstream:
     def __init__(self, graph: TopologyGraph) -> None:
         self._graph = graph
         self._sets: dict[str, list[str]] = {}
-        self._wired = {name for edge in graph.edges() for name in edge}
 
     def of(self, name: str) -> list[str]:
         """Every node upstream of ``name`` (sorted by name, ``name`` excluded)."""
@@ -158,8 +157,8 @@ class _Upstream:
 
     def table(self, name: str) -> dict[str, list[str]]:
         """The upstream sets ``name`` checks request owners against."""
-        if name not in self._wired:
-            return {}
+        if not self._graph.predecessors(name) and not self._graph.successors(name):
+            return {}  # on no edge
         return {n: self.of(n) for n in sorted({name, *self.of(name)}) if self.of(n)}
 
 
