@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from codebolt_topo.errors import TopoError
-from codebolt_topo.node.link import Link
 from codebolt_topo.node.protocol import HEADER, RequestTracker, encode, error_message, rechannel
 from codebolt_topo.node.router import Router, check_forward
 
 if TYPE_CHECKING:
+    from codebolt_topo.node.link import Link
     from codebolt_topo.node.session import InboundRequest, Session
 
 __all__ = ["Forward", "ForwardedJob", "forward_request"]

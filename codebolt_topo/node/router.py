@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from codebolt_topo.errors import ExecError
 from codebolt_topo.node.config import PeerLink, RuntimeConfig
-from codebolt_topo.node.link import Link
+
+if TYPE_CHECKING:
+    from codebolt_topo.node.link import Link  # websockets' client: imported on first use
 
 __all__ = ["Router", "check_forward"]
 
@@ -81,6 +84,8 @@ class Router:
             if spec is None:
                 raise ExecError(f"node {self.node!r} has no peer {peer!r}", node=peer,
                                 hop=self.node, code="unreachable")
+            from codebolt_topo.node.link import Link
+
             link = await Link.open(spec.url, spec.token, peer, keepalive=self._keepalive)
             self._links[peer] = link
             log.info("link %s -> %s open", self.node, peer)
