@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
 from codebolt_topo.model.state import State
@@ -57,7 +58,12 @@ def remove_leftovers(under: Path) -> None:
 
 
 def containers_of(topology: str) -> list[Any]:
+    """Containers of ``topology``. The SDK lists, then inspects each: one removed in between
+    (an apply replacing it) makes that a 404, so the listing is simply taken again."""
     filters = {"label": [f"{LABEL_MANAGED}={MANAGED_BY}", f"org.codebolt.topology={topology}"]}
+    for _ in range(10):
+        with contextlib.suppress(docker.errors.NotFound):
+            return list(client().containers.list(all=True, filters=filters))
     return list(client().containers.list(all=True, filters=filters))
 
 

@@ -205,20 +205,23 @@ def test_orchestrator_killed_mid_apply_leaves_no_duplicates(tmp_path: Path) -> N
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    # Killed once both containers exist, before the apply recorded them (a request still in
-    # flight when the client dies would be completed by the engine after the re-apply began).
-    while len(containers_of("dcrash")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert containers_of("dcrash"), "apply was killed before it started any container"
     try:
+        deadline = time.monotonic() + 60
+        # Killed once both containers exist, before the apply recorded them (a request still in
+        # flight when the client dies would be completed by the engine after the re-apply began).
+        while len(containers_of("dcrash")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert containers_of("dcrash"), "apply was killed before it started any container"
         with applied(path):
             names = sorted(c.name for c in containers_of("dcrash"))
             assert len(names) == 2, f"duplicates after re-apply: {names}"
             assert _run(path, "b", "echo ok")["b"].stdout == b"ok\n"  # type: ignore[index]
     finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
         destroy_topology(path)
 
 

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 TOPOLOGY = "name: crash\nnodes: {a: {}, b: {}, c: {}, d: {}}\nedges: [{linear: [a, b, c, d]}]\n"
 
 
-def _daemons(topology: str) -> list[int]:
-    """Pids of node daemons on this machine carrying ``topology``'s marker."""
+def _daemons(topology: str, under: Path) -> list[int]:
+    """Pids of node daemons on this machine carrying ``topology``'s marker whose config lies
+    under ``under`` (the test's own directory: other runs may use the same topology name)."""
     pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -31,7 +32,8 @@ def _daemons(topology: str) -> list[int]:
             environ = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"codebolt_topo.node" in cmdline and f"CODEBOLT_TOPOLOGY={topology}".encode() in environ:
+        if (b"codebolt_topo.node" in cmdline and str(under).encode() in cmdline
+                and f"CODEBOLT_TOPOLOGY={topology}".encode() in environ):
             with open(f"/proc/{entry.name}/stat") as stat:
                 if stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
                     pids.append(int(entry.name))
@@ -60,9 +62,10 @@ def test_apply_killed_at_any_point_converges_on_rerun(after: float, tmp_path: Pa
     with applied_topology(path) as topo:
         state = topo.state
         assert {n.lifecycle for n in state.nodes.values()} == {Lifecycle.RUNNING}
-        assert sorted(_daemons("crash")) == sorted(topo.pids().values()), "duplicate nodes"
+        running = sorted(_daemons("crash", tmp_path))
+        assert running == sorted(topo.pids().values()), "duplicate nodes"
         assert topo.run("d", ["echo", "ok"])["d"].stdout == b"ok\n"
-    assert _daemons("crash") == []
+    assert _daemons("crash", tmp_path) == []
 
 
 @pytest.mark.parametrize("after", [0.5, 1.2])
@@ -73,7 +76,7 @@ def test_destroy_killed_midway_finishes_on_rerun(after: float, tmp_path: Path) -
     _run_and_kill(["destroy", "--auto-approve"], tmp_path, after)
     state_file_for(path, "crash").load()
     destroy_topology(path)
-    assert _daemons("crash") == []
+    assert _daemons("crash", tmp_path) == []
     assert state_file_for(path, "crash").load().nodes == {}
 
 
@@ -97,8 +100,9 @@ def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
             assert "is locked by apply (pid" in loser
         # Either the second waited for nothing to do, or it was refused: never two nodes each.
         state = state_file_for(path, "crash").load()
-        assert sorted(_daemons("crash")) == sorted(n.handle["pid"] for n in state.nodes.values())
+        recorded = sorted(n.handle["pid"] for n in state.nodes.values())
+        assert sorted(_daemons("crash", tmp_path)) == recorded
         assert len(state.nodes) == 4
     finally:
         destroy_topology(path)
-    assert _daemons("crash") == []
+    assert _daemons("crash", tmp_path) == []
