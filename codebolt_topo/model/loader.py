@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ from pydantic import ValidationError
 
 from codebolt_topo.errors import Location, TopologyError, ValidationIssue
 from codebolt_topo.model.issues import did_you_mean, issues_from_error
-from codebolt_topo.model.source import FieldPath, SourceMap, Span, format_path, to_plain
+from codebolt_topo.model.source import (
+    FieldPath,
+    LazySourceMap,
+    SourceMap,
+    Span,
+    format_path,
+    plain_keys,
+    to_plain,
+)
 from codebolt_topo.model.template import LineMap, is_template, render_template
 from codebolt_topo.model.topology import Topology
 
@@ -71,10 +80,16 @@ def _in_template(issue: ValidationIssue, line_map: LineMap) -> ValidationIssue:
 
 
 def _load(path: Path, file: str, text: str, providers: Iterable[str] | None) -> LoadedTopology:
-    sources = SourceMap(file)
-    data, root, issues = _parse(text, sources)
-    if issues:
-        raise TopologyError(issues)
+    sources: SourceMap
+    root: Any = None
+    data = _parse_fast(text)
+    if data is not _UNPARSED:
+        sources = LazySourceMap(file, partial(_spans_of, text, file))
+    else:
+        sources = SourceMap(file)
+        data, root, issues = _parse(text, sources)
+        if issues:
+            raise TopologyError(issues)
     issues = _shape_of_document(data, sources)
     if issues:
         raise TopologyError(issues)
@@ -103,6 +118,31 @@ def _yaml() -> Any:
     # Duplicates are found on the composed node tree instead, so all of them are reported.
     yaml.allow_duplicate_keys = True
     return yaml
+
+
+_UNPARSED = object()
+
+
+def _parse_fast(text: str) -> Any:
+    """Plain data through ruamel's C parser (``ruamel.yaml.clib``), or ``_UNPARSED`` when that
+    parser is missing or the text is anything but clean YAML (a syntax error, a duplicate key,
+    an unknown tag): the round-trip pass then reports every problem with its position."""
+    from ruamel.yaml import YAML, main
+    from ruamel.yaml.error import YAMLError
+
+    if getattr(main, "CParser", None) is None:
+        return _UNPARSED
+    try:
+        return plain_keys(YAML(typ="safe", pure=False).load(text))
+    except (YAMLError, ValueError):
+        return _UNPARSED
+
+
+def _spans_of(text: str, file: str) -> dict[FieldPath, Span]:
+    """Every position of ``text``, by the round-trip pass (the file parsed cleanly before)."""
+    sources = SourceMap(file)
+    _parse(text, sources)
+    return sources.spans
 
 
 def _parse(text: str, sources: SourceMap) -> tuple[Any, Any, list[ValidationIssue]]:

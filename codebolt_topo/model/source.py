@@ -12,12 +12,22 @@ always strings because :func:`to_plain` stringifies them, so the two never mix u
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from codebolt_topo.errors import Location
 
-__all__ = ["FieldPath", "SourceMap", "Span", "format_path", "parse_path", "to_plain"]
+__all__ = [
+    "FieldPath",
+    "LazySourceMap",
+    "SourceMap",
+    "Span",
+    "format_path",
+    "parse_path",
+    "plain_keys",
+    "to_plain",
+]
 
 FieldPath = tuple[str | int, ...]
 
@@ -55,7 +65,11 @@ class SourceMap:
 
     def __init__(self, file: str, spans: dict[FieldPath, Span] | None = None) -> None:
         self.file = file
-        self.spans: dict[FieldPath, Span] = dict(spans or {})
+        self._spans: dict[FieldPath, Span] = dict(spans or {})
+
+    @property
+    def spans(self) -> dict[FieldPath, Span]:
+        return self._spans
 
     def locate(self, path: FieldPath | str, *, key: bool = False) -> Location:
         """Location of ``path``, or of its nearest written ancestor when the path itself is not.
@@ -71,6 +85,26 @@ class SourceMap:
             line, column = span.key if key and span.key and length == len(parts) else span.value
             return Location(self.file, line, column)
         return Location(self.file)
+
+
+class LazySourceMap(SourceMap):
+    """A source map whose positions are found only when first asked for.
+
+    Positions need ruamel's round-trip parser, which is pure Python and about seven times
+    slower than its C parser. A valid file never needs them, so the loader parses with the C
+    parser and leaves ``build`` (the round-trip pass) to the first error that must point at a line.
+    """
+
+    def __init__(self, file: str, build: Callable[[], dict[FieldPath, Span]]) -> None:
+        super().__init__(file)
+        self._build: Callable[[], dict[FieldPath, Span]] | None = build
+
+    @property
+    def spans(self) -> dict[FieldPath, Span]:
+        if self._build is not None:
+            build, self._build = self._build, None
+            self._spans.update(build())
+        return self._spans
 
 
 def to_plain(node: Any, sources: SourceMap, path: FieldPath = ()) -> Any:
@@ -108,6 +142,23 @@ def to_plain(node: Any, sources: SourceMap, path: FieldPath = ()) -> Any:
             items.append(to_plain(value, sources, child))
         return items
     return _plain_scalar(node)
+
+
+def plain_keys(value: Any) -> Any:
+    """Plain data from ruamel's safe loader with every mapping key a string, as :func:`to_plain`
+    makes them; raises ``ValueError`` when two keys of one mapping become the same string (``1``
+    and ``"1"``): the round-trip pass reports that as a duplicate, with its line."""
+    if isinstance(value, dict):
+        plain: dict[str, Any] = {}
+        for raw_key, item in value.items():
+            key = _plain_key(raw_key)
+            if key in plain:
+                raise ValueError(f"duplicate key {key!r}")
+            plain[key] = plain_keys(item)
+        return plain
+    if isinstance(value, list):
+        return [plain_keys(item) for item in value]
+    return value
 
 
 def _plain_key(key: Any) -> str:

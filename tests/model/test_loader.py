@@ -13,6 +13,19 @@ from codebolt_topo.model.loader import LoadedTopology, load_topology
 PROVIDERS = ["docker", "local"]
 
 
+@pytest.fixture(autouse=True, params=["c-parser", "pure-python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with ruamel's C parser (the fast path, positions found lazily) and
+    without it (as on a machine lacking ruamel.yaml.clib): both must say exactly the same."""
+    from ruamel.yaml import main
+
+    if request.param == "pure-python":
+        monkeypatch.setattr(main, "CParser", None)
+    elif main.CParser is None:
+        pytest.fail("ruamel.yaml.clib is a dependency: its C parser must be importable")
+    return str(request.param)
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "topology.yaml"
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
@@ -294,3 +307,31 @@ def test_yaml_scalars_become_plain_python(tmp_path: Path) -> None:
     assert type(spec.port) is int
     assert spec.plugins == {"remote-execution": True, "x": {"depth": 2}}
     assert type(spec.plugins["x"]["depth"]) is int  # type: ignore[index]
+
+
+def test_a_valid_file_is_parsed_once_and_positions_come_when_asked(
+    tmp_path: Path, parser: str
+) -> None:
+    from codebolt_topo.model.source import LazySourceMap
+
+    loaded = load(tmp_path, """
+        name: t
+        nodes:
+          a: {}
+          b: {port: 4000}
+    """)
+    sources = loaded.source_map
+    if parser == "c-parser":
+        assert isinstance(sources, LazySourceMap)
+        assert sources._build is not None, "positions were computed for a valid file"
+    assert str(sources.locate("nodes.b.port")).endswith("topology.yaml:4:13")
+    assert str(sources.locate("nodes.b.port", key=True)).endswith("topology.yaml:4:7")
+
+
+def test_keys_that_meet_as_strings_are_duplicates(tmp_path: Path) -> None:
+    assert errors(tmp_path, """
+        name: t
+        nodes:
+          1: {}
+          "1": {}
+    """) == ["topology.yaml:4:3: nodes.1: duplicate node name '1' (first defined at line 3)"]
