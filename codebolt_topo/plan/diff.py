@@ -44,6 +44,13 @@ class Plan:
     actions: tuple[Action, ...]
     desired: Mapping[str, DesiredNode] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio formats the result of a finished task (through the SIGINT
+        # handler asyncio.run installs) and a 10,000-node plan in full took 0.6 s to print.
+        kinds = ", ".join(f"{self.count(kind)} {kind.value}" for kind in ActionKind
+                          if self.count(kind))
+        return f"Plan({self.topology!r}: {len(self.actions)} actions{': ' if kinds else ''}{kinds})"
+
     @property
     def has_changes(self) -> bool:
         return bool(self.actions)
