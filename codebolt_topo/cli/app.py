@@ -323,6 +323,38 @@ def state_pull(file: FileArg = DEFAULT_FILE) -> None:
     print(state_file.load().model_dump_json(indent=2))
 
 
+@state_app.command("credentials")
+def state_credentials(
+    node: Annotated[str, typer.Argument(help="The node whose credentials to write.")],
+    file: FileArg = DEFAULT_FILE,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Where to write them "
+                                  "(default: NODE.credentials.json here).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Write one node's URL and admin token to a 0600 file, for whoever acts as that node
+    (a developer of a team topology) and nobody else. Use it with NodeClient.connect."""
+    from codebolt_topo.credentials import Credentials, write_credentials
+    from codebolt_topo.engine.statefile import StateFile
+    from codebolt_topo.errors import ConfigError, StateError
+
+    state_file = _state_file(file)
+    assert isinstance(state_file, StateFile)
+    state = state_file.load()
+    if node not in state.nodes:
+        known = ", ".join(sorted(state.nodes)) or "none: the topology is not applied"
+        raise ConfigError(f"no node {node!r} in the state of {state_file.name!r} ({known})")
+    found = state.nodes[node]
+    if found.url is None:
+        raise StateError(f"node {node!r} is {found.lifecycle.value}: it has no address yet")
+    target = output or Path(f"{node}.credentials.json")
+    write_credentials(target, Credentials(state.topology, node, found.url, found.admin_token),
+                      force=force)
+    print(f"Wrote {target} (mode 0600): node {node!r} at {found.url}. It holds the node's "
+          "admin token: hand it to whoever acts as that node only.")
+
+
 @state_app.command("push")
 def state_push(
     source: Annotated[Path, typer.Argument(help="A state JSON file to install.")],

@@ -101,3 +101,39 @@ def test_exec_before_apply_says_so(tmp_path: Path) -> None:
     result = codebolt("exec", "c", "--", "true", cwd=tmp_path)
     assert result.returncode == 1
     assert "is not applied" in result.stderr
+
+
+def test_one_nodes_credentials_in_a_private_file(applied: Path) -> None:
+    """``state credentials`` hands out one node's token only, in a 0600 file that works with
+    the Python API; the file is never silently replaced, and a loosened one is refused."""
+    import asyncio
+
+    from codebolt_topo.client import NodeClient
+    from codebolt_topo.credentials import read_credentials
+    from codebolt_topo.errors import ConfigError
+
+    target = applied / "b.credentials.json"
+    target.unlink(missing_ok=True)
+    result = codebolt("state", "credentials", "b", cwd=applied)
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_mode & 0o777 == 0o600
+    creds = read_credentials(target)
+    state = json.loads(codebolt("state", "pull", cwd=applied).stdout)
+    assert (creds.node, creds.token) == ("b", state["nodes"]["b"]["admin_token"])
+    assert creds.token not in result.stdout + result.stderr + repr(creds)
+    assert state["nodes"]["a"]["admin_token"] not in target.read_text()
+
+    async def as_b() -> bytes:
+        async with NodeClient.connect(creds.url, creds.token, name=creds.node) as client:
+            return (await (await client.exec("c", argv=["echo", "via b"])).result())["c"].stdout
+
+    assert asyncio.run(as_b()) == b"via b\n"
+
+    again = codebolt("state", "credentials", "b", cwd=applied)
+    assert again.returncode == 1
+    assert "exists: pass --force" in again.stderr
+    unknown = codebolt("state", "credentials", "nope", cwd=applied)
+    assert "no node 'nope' in the state of 'cli' (a, b, c, x)" in unknown.stderr
+    target.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        read_credentials(target)
