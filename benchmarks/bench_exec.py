@@ -3,8 +3,8 @@
 Run: ``python benchmarks/bench_exec.py [--repeat N]``. It applies a 4-node linear topology on
 the local provider in a temporary directory, measures medians over N requests for each hop
 count, then (when sshd is installed) the same through ssh: a fresh ProxyJump connection each time,
-and a persistent ControlMaster connection, and a no-op Ray task when Ray is installed. It prints
-figures and ratios; it asserts nothing.
+and a persistent ControlMaster connection, and Ray tasks (running ``true``, and a no-op) when Ray
+is installed. It prints figures and ratios; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -82,23 +82,31 @@ def _ssh_latency(repeat: int) -> dict[str, dict[int, list[float]]]:
     return results
 
 
-def _ray_latency(repeat: int) -> list[float] | None:
-    """A no-op Ray task's round trip on a local Ray (None when Ray is not installed)."""
+def _true() -> int:
+    return subprocess.run(["true"], check=False).returncode
+
+
+def _ray_latency(repeat: int) -> dict[str, list[float]] | None:
+    """Round trips of a Ray task running ``true`` (the job ``exec true`` does: start a process)
+    and of a no-op task (Ray's floor), on a local Ray; None when Ray is not installed."""
     try:
         import ray  # type: ignore[import-not-found]
     except ImportError:
         return None
     ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR")
     try:
-        noop = ray.remote(lambda: None)
-        for _ in range(max(5, repeat // 10)):
-            ray.get(noop.remote())
-        samples = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            ray.get(noop.remote())
-            samples.append(time.perf_counter() - start)
-        return samples
+        tasks = {"task running `true`": ray.remote(_true), "no-op task": ray.remote(lambda: None)}
+        figures = {}
+        for label, task in tasks.items():
+            for _ in range(max(5, repeat // 10)):
+                ray.get(task.remote())
+            samples = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                ray.get(task.remote())
+                samples.append(time.perf_counter() - start)
+            figures[label] = samples
+        return figures
     finally:
         ray.shutdown()
 
@@ -132,9 +140,10 @@ def main() -> None:
     if ray is None:
         print("Ray peer skipped: ray not installed (pip install ray)")
     else:
-        ray_median = statistics.median(ray)
-        print(f"Ray no-op task round trip: {ray_median * 1e3:.3f} ms "
-              f"({ray_median / medians[0]:.1f}x codebolt direct)")
+        for label, samples in ray.items():
+            ray_median = statistics.median(samples)
+            print(f"Ray {label}: {ray_median * 1e3:.3f} ms "
+                  f"(ratio Ray / codebolt direct {ray_median / medians[0]:.1f}x)")
     if not ssh_available():
         print(
             "ssh peer skipped: sshd/ssh/ssh-keygen not installed (apt-get install openssh-server)"
