@@ -16,6 +16,8 @@ from codebolt_topo.model.schema import SCHEMA_ID, build_schema, render_schema
 __all__ = ["SCHEMA_ID", "SCHEMA_PATH", "build_schema", "main", "render_schema"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "topology.schema.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")

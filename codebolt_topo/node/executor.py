@@ -43,7 +43,6 @@ _NOTIFY_LINE_LIMIT = 1024 * 1024
 log = logging.getLogger(__name__)
 
 
-
 class Sink(Protocol):
     """Where a job's output goes (the held job's replay buffers)."""
 

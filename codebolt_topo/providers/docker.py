@@ -45,6 +45,8 @@ __all__ = ["HOST_GATEWAY", "DockerProvider"]
 
 #: How a container names the host (mapped to the engine's host gateway in ``extra_hosts``).
 HOST_GATEWAY = "host.docker.internal"
+
+
 class DockerProvider(Provider):
     """Node daemons in containers of the node image, on a per-topology network."""
 
