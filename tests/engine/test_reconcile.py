@@ -115,6 +115,9 @@ def test_restart_never_leaves_the_node_failed(tmp_path: Path) -> None:
     with applied_topology(path) as topo:
         old = topo.pids()
         os.kill(old["b"], signal.SIGKILL)
+        deadline = time.monotonic() + 10  # kill(2) only queues the signal: wait for the death
+        while process_running(old["b"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
         reconciler = Reconciler(path)
 
         async def passes() -> None:

@@ -1,38 +1,25 @@
-"""The Python API an agent (and ``codebolt exec``) uses to run work on a node network.
-
-::
-
-    async with NodeClient.connect("ws://127.0.0.1:3100", token) as client:
-        handle = await client.exec("c", argv=["nvidia-smi"])
-        async for event in handle:          # Started, Output, Notification, Exit, Failed
-            ...
-        # or: result = await handle.result(); result["c"].stdout
-
-One connection carries any number of concurrent requests. Output arrives as it is produced;
-the client checks every chunk's offset (a gap or duplicate raises ProtocolError). Failures are
-:mod:`codebolt_topo.errors`: a refused token is ConfigError, an unreachable node ExecError.
-
-Nothing is lost when a connection drops: the executing node holds each job's unacknowledged
-output, so when the client's connection (or any link on the path: ``peer-lost``) drops, the
-handle reconnects with bounded retries and resumes every open job from the offsets it received,
-transparently (``resume=False`` turns this off). The client acknowledges output as the
-application consumes it, so an application that stops iterating pauses the remote process.
-:meth:`NodeClient.attach` picks up a request from another process, by request id and offsets.
-"""
+"""One request as the caller follows it: :class:`ExecHandle` turns the frames of its wire ids
+into events, checks every chunk's offset, acknowledges what the application consumed, and
+repairs a dropped connection or lost link by resuming each open job from its offsets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
+from codebolt_topo.client.events import (
+    Event,
+    ExecResult,
+    Exit,
+    Failed,
+    NodeResult,
+    Notification,
+    Output,
+    Started,
+)
 from codebolt_topo.errors import ExecError, ProtocolError, TopoError
-from codebolt_topo.node.config import RuntimeConfig
 from codebolt_topo.node.flow import AckPolicy
 from codebolt_topo.node.link import Link
 from codebolt_topo.node.protocol import (
@@ -42,102 +29,20 @@ from codebolt_topo.node.protocol import (
     STDOUT,
     JobStream,
     encode,
-    fingerprint,
     pack_data,
     unpack_data,
 )
 
-__all__ = ["Event", "ExecHandle", "ExecResult", "Exit", "Failed", "NodeClient", "NodeResult",
-           "Notification", "Output", "Started"]
+if TYPE_CHECKING:
+    from codebolt_topo.client.connection import NodeClient
 
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    """A job started on ``node`` as process ``pid``; ``path`` lists the hops, entry first."""
-
-    node: str
-    pid: int | None
-    path: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A chunk of a job's stdout or stderr, at byte ``offset`` of that stream."""
-
-    node: str
-    stream: Literal["stdout", "stderr"]
-    data: bytes
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """A notification from the job's process (CODEBOLT_NOTIFY_FD) or a plugin."""
-
-    node: str
-    kind: str
-    data: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Exit:
-    """A job ended: ``code`` (None when killed by ``signal``), duration in seconds."""
-
-    node: str
-    code: int | None
-    signal: str | None
-    duration: float
-    timed_out: bool
-    cancelled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """A job (``node`` target) or the whole request (node None) failed at ``hop``."""
-
-    node: str | None
-    hop: str | None
-    code: str
-    message: str
-
-    def error(self) -> ExecError:
-        """This failure as an exception."""
-        return ExecError(self.message, node=self.node, hop=self.hop, code=self.code)
-
-
-Event = Started | Output | Notification | Exit | Failed
-
-
-@dataclass(slots=True)
-class NodeResult:
-    """Everything one target produced."""
-
-    stdout: bytes = b""
-    stderr: bytes = b""
-    exit: Exit | None = None
-    failure: Failed | None = None
-
-
-@dataclass(slots=True)
-class ExecResult:
-    """Per-target results of a request, plus failures that named no target."""
-
-    nodes: dict[str, NodeResult] = field(default_factory=dict)
-    failures: list[Failed] = field(default_factory=list)
-
-    def __getitem__(self, node: str) -> NodeResult:
-        return self.nodes[node]
-
-    def raise_for_failures(self) -> None:
-        """Raise the first failure as ExecError (a non-zero exit is not a failure)."""
-        for failed in self.failures:
-            raise failed.error()
+__all__ = ["ExecHandle", "TargetProgress"]
 
 
 _NAMES: tuple[Literal["stdout", "stderr"], ...] = ("stdout", "stdout", "stderr")
 
 
-class _Target:
+class TargetProgress:
     """What the handle knows of one target: received offsets, consumption, resume attempts."""
 
     __slots__ = ("ack", "attempts", "open", "started", "stream")
@@ -190,14 +95,14 @@ class ExecHandle:
 
     def __init__(self, link: Link, request_id: str, stdin: bytes | None, *,
                  client: NodeClient | None = None, request: dict[str, Any] | None = None,
-                 targets: Mapping[str, _Target] | None = None) -> None:
+                 targets: Mapping[str, TargetProgress] | None = None) -> None:
         self._link = link
         self.id = request_id
         self._stdin = stdin
         self._client = client
         self._request = request
         self._events: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
-        self._targets: dict[str, _Target] = dict(targets or {})
+        self._targets: dict[str, TargetProgress] = dict(targets or {})
         self._jobs: dict[int, str] = {}
         self._channels: dict[str, int] = {}
         self._wire = request_id  # the first wire id (attach: not the request id)
@@ -326,7 +231,7 @@ class ExecHandle:
         put = self._events.put_nowait
         if kind == "started":
             node, ch = msg["node"], msg["ch"]
-            target = self._targets.setdefault(node, _Target(node))
+            target = self._targets.setdefault(node, TargetProgress(node))
             self._jobs[ch] = node
             self._channels[node] = ch
             target.ack.threshold = AckPolicy(msg.get("window")).threshold
@@ -464,115 +369,3 @@ class ExecHandle:
                              "target": share[0] if len(share) == 1 else share,
                              "resume": {n: self._targets[n].resume_point() for n in share}})
         return messages
-
-
-class NodeClient:
-    """A connection to one node. Use :meth:`connect` as an async context manager.
-
-    ``resume`` (default True) makes handles survive a dropped connection or a lost link on the
-    path: the client reconnects (up to ``retries`` attempts per job, backoff 50 ms doubling to
-    2 s) and resumes open jobs. ``keepalive`` is (ping interval or None, pong timeout) seconds.
-    """
-
-    def __init__(self, link: Link, *, url: str | None = None, token: str | None = None,
-                 name: str | None = None, resume: bool = True, retries: int = 8,
-                 keepalive: tuple[float | None, float] = (20.0, 20.0)) -> None:
-        self._link = link
-        self._url, self._token, self._name = url, token, name
-        self._keepalive = keepalive
-        self.resumes = resume and url is not None
-        self.retries = retries
-        self._prefix = os.urandom(6).hex()
-        self._ids = itertools.count(1)
-        self._lock = asyncio.Lock()
-        self._closed = False
-
-    @classmethod
-    @asynccontextmanager
-    async def connect(cls, url: str, token: str, *, name: str | None = None,
-                      resume: bool = True, retries: int = 8,
-                      keepalive: tuple[float | None, float] = (20.0, 20.0),
-                      ) -> AsyncIterator[NodeClient]:
-        """Connect to the node at ``url``; ``name`` (the node's) only improves error messages.
-
-        Leaving the context closes the connection without cancelling anything: jobs still
-        running keep running on their nodes (for their lease) and can be attached again.
-        """
-        link = await Link.open(url, token, name or "", keepalive)
-        client = cls(link, url=url, token=token, name=name, resume=resume, retries=retries,
-                     keepalive=keepalive)
-        try:
-            yield client
-        finally:
-            client._closed = True
-            await client._link.close()
-
-    async def link(self) -> Link:
-        """The connection, reconnected first when it dropped (raises ExecError/ConfigError)."""
-        if not self._link.closed or self._url is None or self._token is None:
-            return self._link
-        async with self._lock:
-            if self._closed:
-                raise ExecError("the client was closed", node=self._name, code="peer-lost")
-            if self._link.closed:
-                self._link = await Link.open(self._url, self._token, self._name or "",
-                                             self._keepalive)
-            return self._link
-
-    def wire_id(self, request_id: str) -> str:
-        """A fresh id for one more message of ``request_id`` on this connection."""
-        return f"{request_id}#{next(self._ids)}"
-
-    async def exec(self, target: str | list[str], argv: list[str] | None = None,
-                   shell: str | None = None, env: Mapping[str, str] | None = None,
-                   cwd: str | None = None, timeout: float | None = None,
-                   stdin: bytes | None = None, request_id: str | None = None) -> ExecHandle:
-        """Start ``argv`` (or ``shell``) on ``target`` (a node or a list); returns at once.
-
-        ``request_id`` (default: a fresh one) makes the request idempotent: the same id sent
-        again, from any client, runs once and streams the same result; with another payload it
-        is refused with ``conflict``.
-        """
-        if (argv is None) == (shell is None):
-            raise ExecError("exec needs exactly one of argv and shell", code="bad-request")
-        request_id = request_id or f"{self._prefix}-{next(self._ids)}"
-        msg: dict[str, Any] = {"t": "exec", "id": request_id, "target": target,
-                               "env": dict(env or {}), "cwd": cwd, "timeout": timeout,
-                               "stdin": stdin is not None}
-        if argv is not None:
-            msg["argv"] = list(argv)
-        else:
-            msg["shell"] = shell
-        msg["digest"] = fingerprint(msg)
-        link = await self.link()
-        names = [target] if isinstance(target, str) else list(dict.fromkeys(target))
-        handle = ExecHandle(link, request_id, stdin, client=self, request=msg,
-                            targets={n: _Target(n) for n in names})
-        await link.request(msg, handle)
-        return handle
-
-    async def attach(self, request_id: str, target: str,
-                     offsets: Mapping[str, int] | None = None) -> ExecHandle:
-        """Follow request ``request_id`` on ``target`` from ``offsets`` (``stdout``/``stderr``
-        bytes already received; default 0): the node replays what follows, then streams live.
-        Fails with ``truncated`` when the node no longer holds those bytes."""
-        stdout, stderr = (offsets or {}).get("stdout", 0), (offsets or {}).get("stderr", 0)
-        link = await self.link()
-        wire = self.wire_id(request_id)
-        handle = ExecHandle(link, wire, None, client=self,
-                            targets={target: _Target(target, stdout, stderr)})
-        handle.id = request_id
-        await link.request({"t": "attach", "id": wire, "origin": request_id, "target": target,
-                            "resume": {target: {"stdout": stdout, "stderr": stderr}}}, handle)
-        return handle
-
-    async def info(self, detail: bool = False) -> dict[str, Any]:
-        """The node's ``info`` (name, gateway, plugins, peers, generation, job counts by state;
-        ``detail`` adds every held job)."""
-        return await (await self.link()).call({"t": "info", "detail": detail})
-
-    async def configure(self, runtime: RuntimeConfig | Mapping[str, Any]) -> int:
-        """Push a RuntimeConfig (admin only); returns the generation the node now has."""
-        config = runtime.model_dump() if isinstance(runtime, RuntimeConfig) else dict(runtime)
-        reply = await (await self.link()).call({"t": "configure", "config": config})
-        return int(reply["generation"])

@@ -1,0 +1,133 @@
+"""A connection to one node: :class:`NodeClient` sends requests (``exec``, ``attach``,
+``configure``, ``info``) over one link, reconnecting it when it dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from codebolt_topo.client.handle import ExecHandle, TargetProgress
+from codebolt_topo.errors import ExecError
+from codebolt_topo.node.config import RuntimeConfig
+from codebolt_topo.node.link import Link
+from codebolt_topo.node.protocol import (
+    fingerprint,
+)
+
+__all__ = ["NodeClient"]
+
+
+class NodeClient:
+    """A connection to one node. Use :meth:`connect` as an async context manager.
+
+    ``resume`` (default True) makes handles survive a dropped connection or a lost link on the
+    path: the client reconnects (up to ``retries`` attempts per job, backoff 50 ms doubling to
+    2 s) and resumes open jobs. ``keepalive`` is (ping interval or None, pong timeout) seconds.
+    """
+
+    def __init__(self, link: Link, *, url: str | None = None, token: str | None = None,
+                 name: str | None = None, resume: bool = True, retries: int = 8,
+                 keepalive: tuple[float | None, float] = (20.0, 20.0)) -> None:
+        self._link = link
+        self._url, self._token, self._name = url, token, name
+        self._keepalive = keepalive
+        self.resumes = resume and url is not None
+        self.retries = retries
+        self._prefix = os.urandom(6).hex()
+        self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, url: str, token: str, *, name: str | None = None,
+                      resume: bool = True, retries: int = 8,
+                      keepalive: tuple[float | None, float] = (20.0, 20.0),
+                      ) -> AsyncIterator[NodeClient]:
+        """Connect to the node at ``url``; ``name`` (the node's) only improves error messages.
+
+        Leaving the context closes the connection without cancelling anything: jobs still
+        running keep running on their nodes (for their lease) and can be attached again.
+        """
+        link = await Link.open(url, token, name or "", keepalive)
+        client = cls(link, url=url, token=token, name=name, resume=resume, retries=retries,
+                     keepalive=keepalive)
+        try:
+            yield client
+        finally:
+            client._closed = True
+            await client._link.close()
+
+    async def link(self) -> Link:
+        """The connection, reconnected first when it dropped (raises ExecError/ConfigError)."""
+        if not self._link.closed or self._url is None or self._token is None:
+            return self._link
+        async with self._lock:
+            if self._closed:
+                raise ExecError("the client was closed", node=self._name, code="peer-lost")
+            if self._link.closed:
+                self._link = await Link.open(self._url, self._token, self._name or "",
+                                             self._keepalive)
+            return self._link
+
+    def wire_id(self, request_id: str) -> str:
+        """A fresh id for one more message of ``request_id`` on this connection."""
+        return f"{request_id}#{next(self._ids)}"
+
+    async def exec(self, target: str | list[str], argv: list[str] | None = None,
+                   shell: str | None = None, env: Mapping[str, str] | None = None,
+                   cwd: str | None = None, timeout: float | None = None,
+                   stdin: bytes | None = None, request_id: str | None = None) -> ExecHandle:
+        """Start ``argv`` (or ``shell``) on ``target`` (a node or a list); returns at once.
+
+        ``request_id`` (default: a fresh one) makes the request idempotent: the same id sent
+        again, from any client, runs once and streams the same result; with another payload it
+        is refused with ``conflict``.
+        """
+        if (argv is None) == (shell is None):
+            raise ExecError("exec needs exactly one of argv and shell", code="bad-request")
+        request_id = request_id or f"{self._prefix}-{next(self._ids)}"
+        msg: dict[str, Any] = {"t": "exec", "id": request_id, "target": target,
+                               "env": dict(env or {}), "cwd": cwd, "timeout": timeout,
+                               "stdin": stdin is not None}
+        if argv is not None:
+            msg["argv"] = list(argv)
+        else:
+            msg["shell"] = shell
+        msg["digest"] = fingerprint(msg)
+        link = await self.link()
+        names = [target] if isinstance(target, str) else list(dict.fromkeys(target))
+        handle = ExecHandle(link, request_id, stdin, client=self, request=msg,
+                            targets={n: TargetProgress(n) for n in names})
+        await link.request(msg, handle)
+        return handle
+
+    async def attach(self, request_id: str, target: str,
+                     offsets: Mapping[str, int] | None = None) -> ExecHandle:
+        """Follow request ``request_id`` on ``target`` from ``offsets`` (``stdout``/``stderr``
+        bytes already received; default 0): the node replays what follows, then streams live.
+        Fails with ``truncated`` when the node no longer holds those bytes."""
+        stdout, stderr = (offsets or {}).get("stdout", 0), (offsets or {}).get("stderr", 0)
+        link = await self.link()
+        wire = self.wire_id(request_id)
+        handle = ExecHandle(link, wire, None, client=self,
+                            targets={target: TargetProgress(target, stdout, stderr)})
+        handle.id = request_id
+        await link.request({"t": "attach", "id": wire, "origin": request_id, "target": target,
+                            "resume": {target: {"stdout": stdout, "stderr": stderr}}}, handle)
+        return handle
+
+    async def info(self, detail: bool = False) -> dict[str, Any]:
+        """The node's ``info`` (name, gateway, plugins, peers, generation, job counts by state;
+        ``detail`` adds every held job)."""
+        return await (await self.link()).call({"t": "info", "detail": detail})
+
+    async def configure(self, runtime: RuntimeConfig | Mapping[str, Any]) -> int:
+        """Push a RuntimeConfig (admin only); returns the generation the node now has."""
+        config = runtime.model_dump() if isinstance(runtime, RuntimeConfig) else dict(runtime)
+        reply = await (await self.link()).call({"t": "configure", "config": config})
+        return int(reply["generation"])
