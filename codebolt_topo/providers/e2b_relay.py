@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Target", "main", "rewrite_head", "serve"]
+__all__ = ["Target", "main", "pipe", "rewrite_head", "serve"]
 
 log = logging.getLogger("codebolt_topo.e2b_relay")
 MODULE = "codebolt_topo.providers.e2b_relay"
@@ -84,7 +84,8 @@ def rewrite_head(head: bytes, headers: list[tuple[str, str]]) -> bytes:
     return b"\r\n".join(kept) + b"\r\n\r\n"
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy ``reader`` to ``writer`` until EOF or a broken connection, then half-close."""
     try:
         while data := await reader.read(65536):
             writer.write(data)
@@ -104,7 +105,7 @@ async def relay(target: Target, reader: asyncio.StreamReader,
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
         up_reader, upstream = await target.open()
         upstream.write(rewrite_head(head, target.headers()))
-        await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, upstream), pipe(up_reader, writer))
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
             ssl.SSLError) as error:
         log.warning("connection to %s failed: %s", target.host_name, error)

@@ -15,23 +15,13 @@ import asyncio
 import contextlib
 import re
 
+from codebolt_topo.providers.e2b_relay import pipe
+
 from .sandboxes import Sandboxes
 
 __all__ = ["ENVD_PORT", "SandboxProxy"]
 
 ENVD_PORT = 49983
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-            writer.write_eof()
 
 
 class SandboxProxy:
@@ -85,7 +75,7 @@ class SandboxProxy:
                     return
                 up_reader, upstream = await asyncio.open_connection("127.0.0.1", local)
                 upstream.write(head)
-            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, upstream), pipe(up_reader, writer))
         except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             with contextlib.suppress(ConnectionError, OSError):
                 writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
