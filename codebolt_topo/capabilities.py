@@ -54,10 +54,11 @@ def detect(which: Which = shutil.which, root: Path = Path("/")) -> Detection:
 
 
 @functools.cache
-def detected_here() -> frozenset[str]:
-    """What this process's machine (or container, or VM) offers, probed once: a node daemon
-    reports it so that routing knows what the node really has, not only what was declared."""
-    return detect().found
+def detected_here() -> Detection:
+    """:func:`detect` on the machine (or container, or VM) this process runs on, probed once: a
+    node daemon reports it so that routing knows what the node really has, not only what was
+    declared, and the local provider offers it for the nodes it starts here."""
+    return detect()
 
 
 #: What to suggest when a required capability is missing.

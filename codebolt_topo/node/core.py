@@ -148,8 +148,8 @@ class NodeCore:
                 "version": __version__, "pid": os.getpid(),
                 "gateway": "active" if self.gateway.active else "inactive",
                 "plugins": self.plugins.enabled,
-                "capabilities": sorted({*self.runtime.capabilities, *detected_here()}),
-                "detected": sorted(detected_here()),
+                "capabilities": sorted({*self.runtime.capabilities, *detected_here().found}),
+                "detected": sorted(detected_here().found),
                 "peers": sorted(self.runtime.peers), "generation": self.runtime.generation,
                 "jobs": self.jobs.running(), "job_states": self.jobs.summary()}
         if detail:

@@ -10,7 +10,6 @@ the daemons an interrupted one left.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codebolt_topo.capabilities import Detection, detect
+from codebolt_topo.capabilities import detected_here
 from codebolt_topo.providers.base import (
     Category,
     Discovered,
@@ -41,12 +40,6 @@ __all__ = ["LocalProvider"]
 READY_TIMEOUT = 20.0
 
 
-@functools.cache
-def _detected() -> Detection:
-    """This machine's capabilities, probed once per process: local nodes run here."""
-    return detect()
-
-
 class LocalProvider(Provider):
     """Node daemons as processes on this machine, one free port each."""
 
@@ -57,7 +50,7 @@ class LocalProvider(Provider):
 
     @classmethod
     def base_offers(cls) -> tuple[frozenset[str], dict[str, str]]:
-        detection = _detected()  # local nodes run on this very machine
+        detection = detected_here()  # local nodes run on this very machine
         return detection.found | cls.capabilities, detection.absent
 
     def node_dir(self, node: str) -> Path:
