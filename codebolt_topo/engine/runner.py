@@ -206,15 +206,11 @@ class Engine:
         for key in sorted(wanted - set(state.edge_tokens)):
             state.edge_tokens[key] = secrets.token_urlsafe(32)
 
-    def runtime_config(self, state: State, desired: DesiredNode,
-                       unreachable: list[str] | None = None) -> RuntimeConfig:
-        """The wiring a node should run with, given where its peers are now.
-
-        A running peer that the sender's provider cannot address is appended to
-        ``unreachable`` (and left out of the wiring): an edge that cannot carry work is an
-        error to report, not something to drop quietly.
-        """
-        peers = {}
+    def peer_links(self, state: State,
+                   desired: DesiredNode) -> tuple[dict[str, PeerLink], list[str]]:
+        """Links to ``desired``'s running peers, and the running peers its provider cannot
+        address: an edge that cannot carry work is an error to report, not to drop quietly."""
+        links, unreachable = {}, []
         sender = self.provider(desired.spec.provider, state)
         sender_state = state.nodes.get(desired.name)
         for peer in desired.peers:
@@ -223,10 +219,16 @@ class Engine:
                 continue  # not started (yet): wired when it runs
             url = sender.peer_url(peer_state, sender_state)
             if url is None:
-                if unreachable is not None:
-                    unreachable.append(peer)
-                continue
-            peers[peer] = PeerLink(url=url, token=state.edge_tokens[f"{desired.name}->{peer}"])
+                unreachable.append(peer)
+            else:
+                links[peer] = PeerLink(url=url,
+                                       token=state.edge_tokens[f"{desired.name}->{peer}"])
+        return links, unreachable
+
+    def runtime_config(self, state: State, desired: DesiredNode,
+                       peers: dict[str, PeerLink]) -> RuntimeConfig:
+        """The wiring a node should run with, given the links to its peers."""
+        sender = self.provider(desired.spec.provider, state)
         accept = {
             source: token_digest(state.edge_tokens[f"{source}->{desired.name}"])
             for source in desired.inbound
@@ -249,8 +251,8 @@ class Engine:
         node = state.nodes.get(desired.name)
         if node is None or node.lifecycle is not Lifecycle.RUNNING or node.url is None:
             return
-        unreachable: list[str] = []
-        config = self.runtime_config(state, desired, unreachable)
+        peers, unreachable = self.peer_links(state, desired)
+        config = self.runtime_config(state, desired, peers)
         if unreachable:
             failures[desired.name] = "; ".join(
                 f"edge {desired.name} -> {peer}: a {node.provider} node cannot reach "
