@@ -207,6 +207,31 @@ class DockerEngine:
                 self.client.volumes.get(name).remove(force=True)
 
     @engine_errors
+    def remove_where(self, filters: dict[str, Any], label: str, prefix: str) -> int:
+        """Remove every container, then network and volume, matching ``filters`` whose
+        ``label`` starts with ``prefix``; how many containers went."""
+        import docker.errors
+
+        def under(item: Any) -> bool:
+            labels = getattr(item, "labels", None) or item.attrs.get("Labels") or {}
+            return str(labels.get(label, "")).startswith(prefix)
+
+        client = self.client
+        containers = [c for c in client.containers.list(all=True, filters=filters) if under(c)]
+        for container in containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=False)
+        for network in client.networks.list(filters=filters):
+            if under(network):
+                with contextlib.suppress(docker.errors.NotFound):
+                    network.remove()
+        for volume in client.volumes.list(filters=filters):
+            if under(volume):
+                with contextlib.suppress(docker.errors.NotFound):
+                    volume.remove(force=True)
+        return len(containers)
+
+    @engine_errors
     def remove_networks_if_unused(self, filters: dict[str, Any]) -> None:
         """Remove every matching network no container is attached to any more."""
         import docker.errors

@@ -18,6 +18,7 @@ import pytest
 from e2e_helpers import codebolt, copy_example, ok
 
 from codebolt_topo.node.testing import process_running
+from codebolt_topo.providers.docker_engine import DockerEngine
 
 pytestmark = pytest.mark.slow
 
@@ -70,3 +71,42 @@ def _wait_gone(pids: list[int], timeout: float = 15.0) -> None:
     while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in pids if process_running(pid)] == []
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("node_image")
+def test_a_killed_parents_replacement_removes_its_childrens_containers(tmp_path: Path) -> None:
+    """A child topology with a docker node, its parent killed with SIGKILL: the replacement
+    parent removes the child's containers and network (found by their state-dir labels)."""
+    import docker
+
+    folder = copy_example("hierarchical", tmp_path)
+    child = folder / "child.yaml"
+    child.write_text(child.read_text().replace("tester: {}", "tester: {provider: docker}"))
+    engine = docker.from_env(timeout=60)
+    parent_dir = str(folder / ".codebolt" / "hierarchy" / "nodes" / "parent") + "/"
+
+    def ours() -> list[str]:
+        found = [f"container:{c.name}" for c in engine.containers.list(all=True)
+                 if c.labels.get("org.codebolt.state-dir", "").startswith(parent_dir)]
+        found += [f"network:{n.name}" for n in engine.networks.list()
+                  if (n.attrs.get("Labels") or {}).get("org.codebolt.state-dir",
+                                                       "").startswith(parent_dir)]
+        return found
+
+    ok(codebolt("apply", "--auto-approve", cwd=folder))
+    try:
+        kept = ok(codebolt("exec", "parent", "--", "python3", "agent.py", "--keep", cwd=folder))
+        assert "tests pass on tester of scratch (exit 0)" in kept
+        assert any(name.startswith("container:") for name in ours()), ours()
+
+        os.kill(_parent_pid(folder), signal.SIGKILL)
+        ok(codebolt("apply", "--auto-approve", cwd=folder))
+        deadline = time.monotonic() + 30
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ours() == [], "the replacement parent left its predecessor's child containers"
+    finally:
+        ok(codebolt("destroy", "--auto-approve", cwd=folder))
+        DockerEngine().remove_where({"label": ["org.codebolt.managed-by=codebolt-topo"]},
+                                    "org.codebolt.state-dir", parent_dir)

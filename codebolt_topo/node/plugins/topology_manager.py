@@ -16,9 +16,10 @@ destroys every child first, blocking the stop for as long as that takes: a paren
 its children running. A parent killed with SIGKILL cannot do this, so every process the plugin
 starts carries ``CODEBOLT_CHILD_OF=<the parent's state directory>`` in its environment, and
 the plugin, when enabled, stops the node daemons carrying its own state directory: the parent's
-replacement (``watch``, ``apply``) closes the children its killed predecessor left. (Docker
-children of a killed parent, and local ones when the dead parent is destroyed rather than
-replaced, remain: known gap.)
+replacement (``watch``, ``apply``) closes the children its killed predecessor left; their
+containers, networks and volumes, which carry the children's state directories in their labels,
+go too. (Local children of a dead parent that is destroyed rather than replaced remain: known
+gap.)
 """
 
 from __future__ import annotations
@@ -54,6 +55,22 @@ CHILD_OF = "CODEBOLT_CHILD_OF"
 """Environment marker of the processes a parent starts: the parent's state directory."""
 
 log = logging.getLogger(__name__)
+
+
+def _remove_docker_children(state_dir: str) -> int:
+    """Remove what the docker provider created for child topologies: everything it labels with
+    a state directory under ``state_dir`` (the children's). 0 where no engine is reachable."""
+    if not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
+        return 0
+    from codebolt_topo.providers.docker_engine import DockerEngine
+    from codebolt_topo.providers.docker_names import LABEL_MANAGED, LABEL_STATE_DIR, MANAGED_BY
+
+    try:
+        return DockerEngine().remove_where({"label": [f"{LABEL_MANAGED}={MANAGED_BY}"]},
+                                           LABEL_STATE_DIR, state_dir.rstrip("/") + "/")
+    except TopoError as error:
+        log.warning("could not remove child containers: %s", error)
+        return 0
 
 
 class TopologyManagerPlugin:
@@ -103,6 +120,10 @@ class TopologyManagerPlugin:
                                               grace=5.0) for m in orphans))
             if orphans:
                 log.info("stopped %d child node(s) left by a killed predecessor", len(orphans))
+            containers = await asyncio.to_thread(_remove_docker_children, state_dir)
+            if containers:
+                log.info("removed %d child container(s) left by a killed predecessor",
+                         containers)
 
     async def _start(self, listener: socket.socket) -> None:
         self._server = await asyncio.start_unix_server(self._serve, sock=listener,
