@@ -29,8 +29,11 @@ from typing import Any
 
 from codebolt_topo.errors import ConfigError
 
-__all__ = ["ENV_VAR", "OPS", "ChildRequest", "child_dir", "child_file", "child_name",
-           "encode_reply", "error_reply", "parse_request"]
+__all__ = ["CHILDREN_DIR", "ENV_VAR", "OPS", "ChildRequest", "child_dir", "child_file",
+           "child_name", "encode_reply", "error_reply", "parse_request"]
+
+CHILDREN_DIR = "children"
+"""Where, under a parent's state directory, its child topologies keep their files and state."""
 
 ENV_VAR = "CODEBOLT_CHILDREN"
 """Environment variable through which jobs on the parent find the socket."""
@@ -112,7 +115,7 @@ def child_name(topology_text: str) -> str:
 
 def child_dir(state_dir: Path, name: str) -> Path:
     """Where child ``name`` of the node with ``state_dir`` lives (its file and its state)."""
-    return state_dir / "children" / name
+    return state_dir / CHILDREN_DIR / name
 
 
 def child_file(state_dir: Path, name: str) -> Path:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from codebolt_topo.capabilities import detected_here
+from codebolt_topo.node.children import CHILDREN_DIR
+from codebolt_topo.node.orphans import reap_children
 from codebolt_topo.providers.base import (
     Category,
     Discovered,
@@ -108,6 +110,9 @@ class LocalProvider(Provider):
         await stop_group(handle, grace=grace)
         node_dir = handle.get("dir")
         if node_dir:
+            if (Path(node_dir) / CHILDREN_DIR).is_dir():
+                # A parent node closes its child topologies as it stops; one that died could not.
+                await reap_children(str(node_dir))
             shutil.rmtree(node_dir, ignore_errors=True)
 
     def _markers(self, node: str) -> dict[str, str]:

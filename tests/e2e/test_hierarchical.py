@@ -61,6 +61,24 @@ def test_an_agent_on_the_parent_spawns_and_closes_a_child(tmp_path: Path) -> Non
     assert not children.exists()
 
 
+def test_destroying_a_dead_parent_closes_its_children(tmp_path: Path) -> None:
+    """The parent dies with its child running; ``codebolt destroy`` (no replacement) still
+    stops the child's daemons."""
+    folder = copy_example("hierarchical", tmp_path)
+    children = folder / ".codebolt" / "hierarchy" / "nodes" / "parent" / "children"
+    ok(codebolt("apply", "--auto-approve", cwd=folder))
+    pids: list[int] = []
+    try:
+        ok(codebolt("exec", "parent", "--", "python3", "agent.py", "--keep", cwd=folder))
+        state = json.loads((children / "scratch" / ".codebolt" / "scratch.state.json").read_text())
+        pids = [int(node["handle"]["pid"]) for node in state["nodes"].values()]
+        os.kill(_parent_pid(folder), signal.SIGKILL)
+    finally:
+        ok(codebolt("destroy", "--auto-approve", cwd=folder))
+    _wait_gone(pids)
+    assert not children.exists()
+
+
 def _parent_pid(folder: Path) -> int:
     state = json.loads((folder / ".codebolt" / "hierarchy.state.json").read_text())
     return int(state["nodes"]["parent"]["handle"]["pid"])

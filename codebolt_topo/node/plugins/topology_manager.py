@@ -16,10 +16,9 @@ destroys every child first, blocking the stop for as long as that takes: a paren
 its children running. A parent killed with SIGKILL cannot do this, so every process the plugin
 starts carries ``CODEBOLT_CHILD_OF=<the parent's state directory>`` in its environment, and
 the plugin, when enabled, stops the node daemons carrying its own state directory: the parent's
-replacement (``watch``, ``apply``) closes the children its killed predecessor left; their
-containers, networks and volumes, which carry the children's state directories in their labels,
-go too. (Local children of a dead parent that is destroyed rather than replaced remain: known
-gap.)
+replacement (``watch``, ``apply``) closes the children its killed predecessor left, and so does
+``destroy`` of a dead local parent; their containers, networks and volumes, which carry the
+children's state directories in their labels, go too (:mod:`codebolt_topo.node.orphans`).
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from typing import Any
 
 from codebolt_topo.errors import ConfigError, TopoError
 from codebolt_topo.node.children import (
+    CHILDREN_DIR,
     ENV_VAR,
     MAX_LINE,
     ChildRequest,
@@ -48,29 +48,11 @@ from codebolt_topo.node.children import (
     parse_request,
 )
 from codebolt_topo.node.hooks import NodeContext, hookimpl
+from codebolt_topo.node.orphans import CHILD_OF, reap_children
 
 __all__ = ["CHILD_OF", "TopologyManagerPlugin"]
 
-CHILD_OF = "CODEBOLT_CHILD_OF"
-"""Environment marker of the processes a parent starts: the parent's state directory."""
-
 log = logging.getLogger(__name__)
-
-
-def _remove_docker_children(state_dir: str) -> int:
-    """Remove what the docker provider created for child topologies: everything it labels with
-    a state directory under ``state_dir`` (the children's). 0 where no engine is reachable."""
-    if not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
-        return 0
-    from codebolt_topo.providers.docker_engine import DockerEngine
-    from codebolt_topo.providers.docker_names import LABEL_MANAGED, LABEL_STATE_DIR, MANAGED_BY
-
-    try:
-        return DockerEngine().remove_where({"label": [f"{LABEL_MANAGED}={MANAGED_BY}"]},
-                                           LABEL_STATE_DIR, state_dir.rstrip("/") + "/")
-    except TopoError as error:
-        log.warning("could not remove child containers: %s", error)
-        return 0
 
 
 class TopologyManagerPlugin:
@@ -87,7 +69,7 @@ class TopologyManagerPlugin:
     @property
     def children_root(self) -> Path:
         assert self._state_dir is not None
-        return self._state_dir / "children"
+        return self._state_dir / CHILDREN_DIR
 
     @hookimpl
     def codebolt_node_enable(self, node: NodeContext, name: str, settings: dict[str, Any]) -> None:
@@ -109,21 +91,9 @@ class TopologyManagerPlugin:
         self._reaping = asyncio.ensure_future(self._reap_orphans(str(node.state_dir)))
 
     async def _reap_orphans(self, state_dir: str) -> None:
-        """Stop the node daemons a killed predecessor of this node started (see module doc)."""
-        from codebolt_topo.providers.processes import scan_marked, stop_group
-
+        """Close the children a killed predecessor of this node left (see module doc)."""
         async with self._lock:
-            found = await asyncio.to_thread(scan_marked, {CHILD_OF: state_dir},
-                                            lambda argv: b"codebolt_topo.node" in argv)
-            orphans = [marked for marked in found if marked.pid != os.getpid()]
-            await asyncio.gather(*(stop_group({"pid": m.pid, "start_time": m.start_time},
-                                              grace=5.0) for m in orphans))
-            if orphans:
-                log.info("stopped %d child node(s) left by a killed predecessor", len(orphans))
-            containers = await asyncio.to_thread(_remove_docker_children, state_dir)
-            if containers:
-                log.info("removed %d child container(s) left by a killed predecessor",
-                         containers)
+            await reap_children(state_dir)
 
     async def _start(self, listener: socket.socket) -> None:
         self._server = await asyncio.start_unix_server(self._serve, sock=listener,
