@@ -13,19 +13,13 @@ Paths in the sandbox are relative to the sandbox user's home (envd's default dir
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-import codebolt_topo
 from codebolt_topo.errors import ProviderError
 from codebolt_topo.model.topology import E2bSettings
-from codebolt_topo.providers.ssh_wheelhouse import _content_hash, cache_root, source_tree
+from codebolt_topo.providers.wheels import build_cached, source_tree
 
 __all__ = ["SANDBOX_DIR", "install_command", "project_wheel", "serve_command"]
 
@@ -48,31 +42,8 @@ def project_wheel() -> Path:
             "e2b install: wheel needs this project's wheel: run from a source checkout, set "
             "CODEBOLT_WHEELHOUSE to a directory holding it, or use install: template"
         )
-    target = cache_root() / "wheel" / f"{codebolt_topo.__version__}-{_content_hash(root)}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two applies at once build it once
-        if not (target / ".complete").exists():
-            _build(root, target)
+    _, target = build_cached(root, "wheel", ["--no-deps", str(root)], "this project's wheel")
     return next(target.glob("codebolt_topo-*.whl"))
-
-
-def _build(root: Path, target: Path) -> None:
-    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-             "--no-deps", "--wheel-dir", str(scratch), str(root)],
-            capture_output=True, text=True, check=False,
-        )
-        if result.returncode != 0:
-            tail = "\n  ".join(result.stderr.strip().splitlines()[-8:])
-            raise ProviderError(f"building this project's wheel failed (pip wheel):\n  {tail}")
-        (scratch / ".complete").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def install_command(settings: E2bSettings, wheel: str) -> str:
