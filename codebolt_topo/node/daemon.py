@@ -9,7 +9,6 @@ Configuration problems are logged as one line and return 2; a failure to bind re
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from codebolt_topo.netaddr import is_loopback
 from codebolt_topo.node.config import LaunchConfig
 from codebolt_topo.node.core import NodeCore
 from codebolt_topo.node.server import start_server
+from codebolt_topo.providers.processes import report_ready
 
 __all__ = ["load_launch_config", "run_daemon"]
 
@@ -88,9 +88,7 @@ async def _serve(config: LaunchConfig, ready_fd: int | None) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    if ready_fd is not None:
-        with os.fdopen(ready_fd, "w") as ready:
-            ready.write(json.dumps({"port": port, "pid": os.getpid()}) + "\n")
+    report_ready(ready_fd, port)
     await stop.wait()
     log.info("node %s stopping", config.node)
     server.server.close()  # stop accepting; open connections stay to carry the jobs' exits

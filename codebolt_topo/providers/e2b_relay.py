@@ -20,18 +20,17 @@ environment like the SDK does.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import ssl
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from codebolt_topo.providers.processes import helper_main, report_ready
 
 __all__ = ["Target", "main", "pipe", "rewrite_head", "serve"]
 
@@ -156,9 +155,7 @@ async def serve(config: dict[str, Any], ready_fd: int | None) -> int:
     port = int(server.sockets[0].getsockname()[1])
     keeper = asyncio.create_task(keep_alive(config, stop))
     log.info("relaying 127.0.0.1:%d -> %s (pid %d)", port, target.host_name, os.getpid())
-    if ready_fd is not None:
-        with os.fdopen(ready_fd, "w") as ready:
-            ready.write(json.dumps({"port": port, "pid": os.getpid()}) + "\n")
+    report_ready(ready_fd, port)
     await stop.wait()
     server.close()
     keeper.cancel()
@@ -169,17 +166,8 @@ async def serve(config: dict[str, Any], ready_fd: int | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
-                                     description="Relay a local port to an e2b node.")
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--ready-fd", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "pyqwest", "e2b"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = json.loads(args.config.read_text())
-    return asyncio.run(serve(config, args.ready_fd))
+    return helper_main(argv, module=MODULE, description="Relay a local port to an e2b node.",
+                       serve=serve, quiet=("httpx", "httpcore", "pyqwest", "e2b"))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,15 @@ them, and be stopped without ever hitting a recycled pid. That life is implement
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +37,12 @@ __all__ = [
     "READY_FD",
     "Marked",
     "Spawned",
+    "helper_main",
     "is_ours",
     "log_tail",
     "proc_start_time",
     "reap",
+    "report_ready",
     "scan_marked",
     "spawn_detached",
     "stop_group",
@@ -156,6 +162,32 @@ async def spawn_detached(argv: list[str], env: Mapping[str, str], log: Path, *, 
         reap(pid)
         raise ProviderError(f"{what} exited during start{log_tail(log)}")
     return Spawned(pid=pid, start_time=start_time, ready=ready)
+
+
+def report_ready(ready_fd: int | None, port: int) -> None:
+    """Tell the spawner (:func:`spawn_detached`) that this process listens on ``port``: one
+    ``{"port", "pid"}`` line on ``ready_fd``, which is then closed."""
+    if ready_fd is not None:
+        with os.fdopen(ready_fd, "w") as ready:
+            ready.write(json.dumps({"port": port, "pid": os.getpid()}) + "\n")
+
+
+def helper_main(argv: list[str] | None, *, module: str, description: str,
+                serve: Callable[[dict[str, Any], int | None], Coroutine[Any, Any, int]],
+                quiet: tuple[str, ...] = ()) -> int:
+    """The entry point of a helper process (``python -m MODULE --config PATH --ready-fd N``):
+    log to stderr (the spawner's log file), quieten the ``quiet`` loggers, then run
+    ``serve(config, ready_fd)`` and return its exit status."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--ready-fd", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    config = json.loads(args.config.read_text())
+    return asyncio.run(serve(config, args.ready_fd))
 
 
 async def stop_group(handle: Mapping[str, Any], *, grace: float) -> None:

@@ -14,7 +14,6 @@ whole handle, so a tunnel found by its markers tells where its remote daemon is.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -28,6 +27,8 @@ from codebolt_topo.errors import ProviderError
 from codebolt_topo.model.topology import SshSettings
 from codebolt_topo.providers.processes import (
     READY_FD,
+    helper_main,
+    report_ready,
     scan_marked,
     spawn_detached,
     stop_group,
@@ -66,9 +67,7 @@ async def serve(config: dict[str, Any], ready_fd: int | None) -> int:
     port = int(server.sockets[0].getsockname()[1])
     log.info("forwarding 127.0.0.1:%d -> %s:%s:%d (pid %d)", port, settings.host,
              config["remote_host"], config["remote_port"], os.getpid())
-    if ready_fd is not None:
-        with os.fdopen(ready_fd, "w") as ready:
-            ready.write(json.dumps({"port": port, "pid": os.getpid()}) + "\n")
+    report_ready(ready_fd, port)
     await stop.wait()
     server.close()
     await forwarder.close()
@@ -79,16 +78,8 @@ async def serve(config: dict[str, Any], ready_fd: int | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
-                                     description="Forward a local port to a cloud-vm node.")
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--ready-fd", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    config = json.loads(args.config.read_text())
-    return asyncio.run(serve(config, args.ready_fd))
+    return helper_main(argv, module=MODULE, description="Forward a local port to a cloud-vm "
+                       "node.", serve=serve, quiet=("asyncssh",))
 
 
 def scan_tunnels(topology: str, lineage: str) -> list[tuple[int, int, str, dict[str, Any]]]:
