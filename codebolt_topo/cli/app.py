@@ -411,7 +411,7 @@ def graph(
         "dot": topology_graph.to_dot,
         "ascii": topology_graph.to_ascii,
     }[fmt.value]
-    print(render())
+    print(render().rstrip("\n"))  # the renderers end in a newline: no blank line after
 
 
 @app.command("exec")
