@@ -108,6 +108,19 @@ def test_exec_from_routes_from_the_named_entry(applied: Path) -> None:
     assert "unknown node 'zz'" in unknown.stderr
 
 
+def test_exec_errors_exit_as_documented_and_leave_the_state_alone(applied: Path) -> None:
+    state_path = applied / ".codebolt" / "issue2.state.json"
+    before = state_path.read_bytes()
+    killed = codebolt("exec", "d", "--", "sh", "-c", "kill -TERM $$", cwd=applied)
+    assert killed.returncode == 128 + 15  # killed by a signal: 128 + its number, like a shell
+    failed = codebolt("exec", "c", "--", "sh", "-c", "exit 3", cwd=applied)
+    assert failed.returncode == 3
+    missing = codebolt("exec", "c", "--", "no-such-command-issue2", cwd=applied)
+    assert missing.returncode == 127
+    assert "node 'c'" in missing.stderr
+    assert state_path.read_bytes() == before
+
+
 def test_status_table_names_provider_endpoint_lifecycle_and_pid(applied: Path) -> None:
     state = StateFile(applied / ".codebolt", "issue2").load()
     result = codebolt("status", cwd=applied, env={"COLUMNS": "250"})

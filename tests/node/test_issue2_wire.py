@@ -13,12 +13,13 @@ import hmac
 import json
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from codebolt_topo.client import Exit, NodeClient, Output, Started
+from codebolt_topo.client import Exit, NodeClient, Notification, Output, Started
 from codebolt_topo.node import auth
 from codebolt_topo.node.config import token_digest
 from codebolt_topo.node.testing import ADMIN_TOKEN, Cluster
@@ -186,3 +187,34 @@ def test_the_token_is_compared_against_every_digest_in_constant_time(
         # Every digest is compared, matched or not, and only digests (fixed length) are.
         assert [b for _, b in calls] == [admin.encode(), *(d.encode() for d in accept.values())]
         assert {len(a) for a, _ in calls} == {len(admin)}
+
+
+def test_exit_carries_code_or_signal_and_a_measured_duration(chain: Cluster) -> None:
+    log_line = ("import os,json,time;f=os.fdopen(int(os.environ['CODEBOLT_NOTIFY_FD']),'w');"
+                "print(json.dumps({'kind':'log','data':{'level':'info','msg':'warming up'}}),"
+                "file=f,flush=True);time.sleep(0.3);raise SystemExit(3)")
+
+    async def main() -> tuple[Exit, Exit, list[Notification]]:
+        async with chain.client("a") as client:
+            coded = await client.exec("d", argv=[sys.executable, "-c", log_line])
+            notes: list[Notification] = []
+            first: Exit | None = None
+            async for event in coded:
+                if isinstance(event, Notification):
+                    notes.append(event)
+                elif isinstance(event, Exit):
+                    first = event
+            killed = await (await client.exec("d", shell="kill -TERM $$")).result()
+            assert first is not None
+            final = killed["d"].exit
+            assert final is not None
+            return first, final, notes
+
+    coded, killed, notes = asyncio.run(main())
+    assert (coded.node, coded.code, coded.signal) == ("d", 3, None)
+    assert 0.3 <= coded.duration < 5
+    assert (killed.code, killed.signal) == (None, "SIGTERM")
+    assert not killed.cancelled
+    assert 0 <= killed.duration < coded.duration
+    assert [(n.node, n.kind, n.data) for n in notes] == [
+        ("d", "log", {"level": "info", "msg": "warming up"})]

@@ -212,3 +212,13 @@ def test_containers_cannot_send_work_to_unreachable_local_nodes() -> None:
         "to a node on this machine (its network reaches only the topology's containers); "
         "reverse the edge or make the target a docker node",
     ]
+
+
+@pytest.mark.parametrize("declared", ["", "shape: any\n"])
+def test_cycles_outside_meshes_are_allowed(declared: str) -> None:
+    """Issue 2: a cycle is not an error unless a declared shape rules it out; the routes
+    (checked in test_graph) only ever step closer, so a request cannot loop on it."""
+    validated = validate(f"name: t\n{declared}nodes: {{a: , b: , c: , d: }}\n"
+                         "edges: ['a -> b -> c -> a', 'c -> d']\n")
+    assert validated.graph.hops("a", "d") == 3
+    assert validated.graph.routes()["b"]["a"] == ["c"]
