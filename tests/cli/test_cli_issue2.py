@@ -123,6 +123,12 @@ def test_exec_errors_exit_as_documented_and_leave_the_state_alone(applied: Path)
 
 def test_status_table_names_provider_endpoint_lifecycle_and_pid(applied: Path) -> None:
     state = StateFile(applied / ".codebolt", "issue2").load()
+    assert state.serial >= len(state.nodes)  # saved after every node change, not once at the end
+    assert len(state.lineage) == 32
+    for node in state.nodes.values():
+        assert node.launch_hash
+        assert node.handle["pid"]
+        assert node.url == f"ws://127.0.0.1:{node.port}"
     result = codebolt("status", cwd=applied, env={"COLUMNS": "250"})
     assert result.returncode == 0, result.stderr
     for header in ("node", "provider", "state", "endpoint", "pid"):
