@@ -64,3 +64,40 @@ def test_example_edges(path: Path) -> None:
 def test_one_example_mixes_an_explicit_edge_with_a_generator() -> None:
     fields = {edge.field for edge in validate_file(ROOT / "examples" / "tree.yaml").edges}
     assert fields == {"edges[0].tree", "edges[1]"}
+
+
+@pytest.mark.slow
+def test_the_readmes_main_job_runs_as_written(tmp_path: Path) -> None:
+    """The README's first command (issue 2: apply linear, route A -> B -> C -> D, stream,
+    destroy), run verbatim after its install step, with the installed ``codebolt`` standing for
+    ``.venv/bin/codebolt``, in a copy of examples/ so the state lands outside the repository."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```sh\n(.*?)\n```", readme, re.S)
+    assert first is not None
+    command = first.group(1)
+    install, job = command.split(" && ", 1)
+    assert install.startswith("python3 -m venv .venv")
+    assert "pip install" in job.split(" && ")[0]
+    job = job.split(" && ", 1)[1]
+    assert "apply examples/linear.yaml" in job
+    assert "destroy examples/linear.yaml" in job
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shim = tmp_path / ".venv" / "bin"
+    shim.mkdir(parents=True)
+    (shim / "codebolt").write_text(
+        f'#!/bin/sh\nexec {sys.executable} -m codebolt_topo.cli.main "$@"\n')
+    (shim / "codebolt").chmod(0o755)
+    result = subprocess.run(["sh", "-c", job], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("tick")] == [
+        "tick 1 from d", "tick 2 from d", "tick 3 from d"]
+    assert "Destroy complete: 4 node(s) stopped." in result.stdout
+    state = json.loads((tmp_path / "examples" / ".codebolt" / "linear.state.json").read_text())
+    assert state["nodes"] == {}

@@ -162,7 +162,7 @@ def test_tokens_never_reach_a_daemons_log(make_cluster: MakeCluster) -> None:
     secrets = [ADMIN_TOKEN, wrong, *(cluster.edge_token(s, t) for s, t in cluster.edges)]
     for node in cluster.nodes:
         log = (cluster.root / node / "daemon.log").read_text()
-        assert "listening on" in log  # the log is there and was written
+        assert f"listening on 127.0.0.1:{cluster.ports[node]}" in log  # loopback by default
         for secret in secrets:
             assert secret not in log, f"{node}'s log contains a token"
 
@@ -218,3 +218,11 @@ def test_exit_carries_code_or_signal_and_a_measured_duration(chain: Cluster) -> 
     assert 0 <= killed.duration < coded.duration
     assert [(n.node, n.kind, n.data) for n in notes] == [
         ("d", "log", {"level": "info", "msg": "warming up"})]
+
+
+def test_a_node_listens_on_loopback_port_3100_unless_configured() -> None:
+    from codebolt_topo.node.config import LaunchConfig
+
+    config = LaunchConfig(topology="t", node="a", admin_token_digest=token_digest("x"),
+                          workspace=".", state_dir=".")
+    assert (config.host, config.port) == ("127.0.0.1", 3100)
