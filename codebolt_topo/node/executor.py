@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from codebolt_topo.errors import ExecError, ProtocolError
+from codebolt_topo.node.child import Child, spawn
 from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDOUT
 
 __all__ = ["KILL_GRACE", "LINGER_GRACE", "LocalJob", "Sink", "parse_signal"]
@@ -118,7 +119,7 @@ class LocalJob:
         self._base_env = base_env
         self._workspace = workspace
         self._sink = sink
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: Child | None = None
         self._notify: asyncio.StreamReader | None = None
         self._stdin_queue: asyncio.Queue[bytes | None] | None = None
         self._stdin_offset = 0
@@ -151,10 +152,8 @@ class LocalJob:
                "CODEBOLT_REQUEST_ID": self.request_id}
         wants_stdin = bool(req.get("stdin"))
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE if wants_stdin else asyncio.subprocess.DEVNULL,
-                stdout=out_w, stderr=err_w, cwd=cwd, env=env,
-                start_new_session=True, pass_fds=(write_fd,))
+            self._proc = await spawn(argv, cwd=cwd, env=env, stdout=out_w, stderr=err_w,
+                                     with_stdin=wants_stdin, pass_fds=(write_fd,))
         except FileNotFoundError:
             for fd in (read_fd, out_r, err_r):
                 os.close(fd)
