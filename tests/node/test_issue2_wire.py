@@ -226,3 +226,24 @@ def test_a_node_listens_on_loopback_port_3100_unless_configured() -> None:
     config = LaunchConfig(topology="t", node="a", admin_token_digest=token_digest("x"),
                           workspace=".", state_dir=".")
     assert (config.host, config.port) == ("127.0.0.1", 3100)
+
+
+def test_the_server_declines_compression_even_when_offered(chain: Cluster) -> None:
+    """Bulk output is never deflated: a client offering permessage-deflate is answered without
+    it (websockets offers it by default)."""
+    from websockets.asyncio.client import connect
+
+    from codebolt_topo.node.protocol import SUBPROTOCOL
+
+    async def handshake() -> tuple[str | None, str | None]:
+        async with connect(chain.url("a"), subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                           additional_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as ws:
+            assert ws.request is not None
+            assert ws.response is not None
+            return (ws.request.headers.get("Sec-WebSocket-Extensions"),
+                    ws.response.headers.get("Sec-WebSocket-Extensions"))
+
+    offered, accepted = asyncio.run(handshake())
+    assert offered is not None
+    assert "permessage-deflate" in offered
+    assert accepted is None

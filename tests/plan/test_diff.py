@@ -162,3 +162,34 @@ def test_a_plan_prints_as_a_summary_not_its_every_action() -> None:
     actions = tuple(Action(ActionKind.CREATE, f"n{i}", "local") for i in range(5000))
     actions += (Action(ActionKind.DELETE, "old", "local"),)
     assert repr(Plan("big", actions)) == "Plan('big': 5001 actions: 5000 create, 1 delete)"
+
+
+def test_text_shows_every_kind_terraform_style_with_its_reasons() -> None:
+    """Issue 2: ``+`` create, ``~`` update in place, ``-/+`` replace, ``-`` destroy, each
+    followed by why, and a summary line."""
+    before = {"a": _desired("a", peers=("b", "c", "d")), "b": _desired("b", inbound=("a",)),
+              "c": _desired("c", inbound=("a",)), "d": _desired("d", inbound=("a",))}
+    after = {
+        "a": _desired("a", peers=("b", "c", "e")),
+        "b": DesiredNode(name="b", spec=NodeSpec(), workspace=None, peers=(), inbound=("a",),
+                         routes={}, plugins={}),
+        "c": _desired("c", inbound=("a",), env={"X": "1"}),
+        "e": _desired("e", inbound=("a",)),
+    }
+    text = plan_as_text(diff(after, _state(before), {n: ALIVE for n in before}))
+    assert text.splitlines()[2:] == [
+        "    + e  (local) create",
+        "        gateway: remote-execution (accepts work from a)",
+        "  -/+ c  (local) replace",
+        "        env: {} -> {'X': '1'}",
+        "        gateway: remote-execution (accepts work from a)",
+        "    ~ a  (local) update in place",
+        "        peers +e -d",
+        "        peer endpoint changes: c",
+        "    ~ b  (local) update in place",
+        "        plugins -remote-execution",
+        "    - d  (local) destroy",
+        "        removed from the topology file",
+        "",
+        "Plan: 1 to create, 2 to update, 1 to replace, 1 to destroy.",
+    ]
