@@ -31,7 +31,7 @@ from codebolt_topo.model.source import (
 from codebolt_topo.model.template import LineMap, is_template, render_template
 from codebolt_topo.model.topology import Topology
 
-__all__ = ["LoadedTopology", "load_topology"]
+__all__ = ["LoadedTopology", "SchemaError", "load_topology"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,21 @@ class LoadedTopology:
     topology: Topology
     path: Path
     source_map: SourceMap
+
+
+class SchemaError(TopologyError):
+    """The loader's issues for a file that parsed into a mapping, with that mapping.
+
+    The planner reads ``data`` to add what the well-formed parts already show (an edge naming a
+    node that does not exist), so that one run reports every error of the file, not the
+    loader's first and the graph's after they are fixed.
+    """
+
+    def __init__(self, issues: list[ValidationIssue], data: dict[str, Any],
+                 sources: SourceMap) -> None:
+        super().__init__(issues)
+        self.data = data
+        self.sources = sources
 
 
 def load_topology(
@@ -101,7 +116,7 @@ def _load(path: Path, file: str, text: str, providers: Iterable[str] | None) -> 
     except ValidationError as exc:
         issues += issues_from_error(exc, sources)
     if issues or topology is None:
-        raise TopologyError(sorted(issues, key=_position))
+        raise SchemaError(sorted(issues, key=_position), data, sources)
     return LoadedTopology(topology, path, sources)
 
 

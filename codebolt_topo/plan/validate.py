@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from codebolt_topo.errors import TopologyError, ValidationIssue
 from codebolt_topo.model.issues import did_you_mean
-from codebolt_topo.model.loader import LoadedTopology, load_topology
+from codebolt_topo.model.loader import LoadedTopology, SchemaError, load_topology
 from codebolt_topo.model.source import SourceMap
 from codebolt_topo.model.topology import ShapeKind, Topology
 from codebolt_topo.netaddr import is_loopback
@@ -22,7 +25,7 @@ from codebolt_topo.plan.graph import TopologyGraph
 from codebolt_topo.plan.replicas import expand_replicas
 from codebolt_topo.plan.shapes import Edge, expand_edges, node_mentions
 
-__all__ = ["ValidatedTopology", "check_graph", "shape_problem", "validate_file"]
+__all__ = ["ValidatedTopology", "check_graph", "name_issues", "shape_problem", "validate_file"]
 
 _COUNTS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
@@ -52,7 +55,11 @@ class ValidatedTopology:
 def validate_file(path: Path, text: str | None = None, *,
                   providers: list[str] | None = None) -> ValidatedTopology:
     """Load, expand and check ``path``; raise one :class:`TopologyError` with every issue."""
-    loaded = load_topology(path, text, providers=providers)
+    try:
+        loaded = load_topology(path, text, providers=providers)
+    except SchemaError as error:
+        issues = [*error.issues, *name_issues(error.data, error.sources)]
+        raise TopologyError(sorted(issues, key=_position)) from None
     edges = expand_edges(loaded.topology)
     graph = TopologyGraph(loaded.topology, edges)
     issues = check_graph(loaded, edges, graph)
@@ -101,7 +108,61 @@ def check_graph(loaded: LoadedTopology, edges: list[Edge],
             problem = shape_problem(graph, topology.shape)
             if problem:
                 add("shape", f"declared shape {topology.shape.value!r} but {problem}")
-    return sorted(issues, key=lambda i: (i.location.line or 0, i.location.column or 0))
+    return sorted(issues, key=_position)
+
+
+def name_issues(data: dict[str, Any], sources: SourceMap) -> list[ValidationIssue]:
+    """Unknown nodes and self-loops in the well-formed edge items of a file the loader refused.
+
+    These need only the declared names and the item itself, so they are reported beside the
+    loader's issues. Reachability, shape and port checks need the whole, valid topology: an
+    item left out, or a setting not read, would make them complain about what is not wrong.
+    """
+    nodes, items = data.get("nodes"), data.get("edges")
+    if not isinstance(nodes, dict) or not nodes or not isinstance(items, list):
+        return []
+    names = [str(name) for name in nodes]
+    kept, partial = _well_formed_edges(items)
+    issues: list[ValidationIssue] = []
+
+    def add(field: str, message: str, *, key: bool = False) -> None:
+        issues.append(ValidationIssue(sources.locate(field, key=key), field, message))
+
+    def original(field: str) -> str:  # edges[j] of the partial topology is edges[kept[j]]
+        index, rest = field[len("edges["):].split("]", 1)
+        return f"edges[{kept[int(index)]}]{rest}"
+
+    for mention in node_mentions(partial) if partial else ():
+        if mention.name not in names:
+            add(original(mention.field), _unknown_node(mention.name, names), key=mention.key)
+    for edge in expand_edges(partial) if partial else ():
+        if edge.source == edge.target and edge.source in names:
+            add(original(edge.field), f"edge {edge} sends work to itself")
+    entry = data.get("entry")
+    if isinstance(entry, str) and entry not in names:
+        add("entry", _unknown_node(entry, names))
+    return issues
+
+
+def _well_formed_edges(items: list[Any]) -> tuple[list[int], Topology | None]:
+    """(indices of the items the schema accepts, a topology holding just those items)."""
+    kept = list(range(len(items)))
+    for _ in range(2):  # the items refused the first time are left out the second
+        try:
+            partial = Topology.model_validate(
+                {"name": "partial", "nodes": {"n": {}}, "edges": [items[i] for i in kept]})
+        except ValidationError as exc:
+            bad = {kept[e["loc"][1]] for e in exc.errors()
+                   if e["loc"][:1] == ("edges",) and len(e["loc"]) > 1
+                   and isinstance(e["loc"][1], int)}
+            kept = [i for i in kept if i not in bad]
+            continue
+        return kept, partial
+    return [], None
+
+
+def _position(issue: ValidationIssue) -> tuple[int, int]:
+    return issue.location.line or 0, issue.location.column or 0
 
 
 def _unknown_node(name: str, names: list[str]) -> str:

@@ -80,12 +80,14 @@ def test_bad_file_gives_one_clear_error_and_changes_nothing(
 
 
 def test_every_error_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
-    _write(tmp_path, "name: demo\nnodes:\n  a: {provder: local}\n  b: {port: 0}\nedges: [a - b]\n")
+    _write(tmp_path, "name: demo\nnodes:\n  a: {provder: local}\n  b: {port: 0}\n"
+                     "edges: [a - b, a -> zz]\n")
     result = codebolt("validate", cwd=tmp_path)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if "topology.yaml:" in line]
     fields = [line.split(": ")[2] for line in lines]
-    assert fields == ["nodes.a.provder", "nodes.b.port", "edges[0]"]
+    assert fields == ["nodes.a.provder", "nodes.b.port", "edges[0]", "edges[1]"]
+    assert "unknown node 'zz'" in lines[-1]
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

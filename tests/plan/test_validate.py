@@ -37,10 +37,52 @@ def test_valid_file_gives_graph_and_edges(tmp_path: Path) -> None:
     assert validated.graph.receivers() == ["b"]
 
 
-def test_loader_errors_come_first_and_alone() -> None:
+def test_loader_errors_come_with_the_name_errors_of_well_formed_edges() -> None:
+    """Issue 2: every error of a file at once, the loader's and the edges' together."""
     assert errors("name: t\nnodes: {a: {provder: x}}\nedges: ['a -> zz']\n") == [
-        "topology.yaml:2:13: nodes.a.provder: unknown field 'provder' (did you mean 'provider'?)"
+        "topology.yaml:2:13: nodes.a.provder: unknown field 'provder' (did you mean 'provider'?)",
+        "topology.yaml:3:9: edges[0]: unknown node 'zz' (declared nodes: a)",
     ]
+
+
+def test_a_refused_file_reports_only_what_its_well_formed_parts_show() -> None:
+    assert errors("""
+        name: t
+        entry: x
+        nodes:
+          trainer: {port: 0}
+          worker: {}
+        edges:
+          - trainer - worker
+          - {from: trainr, to: worker}
+          - {fan-out: {root: worker, leaves: [worker, wrker]}}
+          - {from: trainer}
+          - tree: {trainer: {wroker: [zz]}}
+    """) == [
+        "topology.yaml:2:8: entry: unknown node 'x' (declared nodes: trainer, worker)",
+        "topology.yaml:4:19: nodes.trainer.port: must be greater than or equal to 1, got 0",
+        "topology.yaml:7:5: edges[0]: expected 'a -> b' or 'a <-> b', got 'trainer - worker'",
+        "topology.yaml:8:12: edges[1].from: unknown node 'trainr' (did you mean 'trainer'?)",
+        "topology.yaml:9:15: edges[2].fan-out: edge worker -> worker sends work to itself",
+        "topology.yaml:9:47: edges[2].fan-out.leaves[1]: unknown node 'wrker' "
+        "(did you mean 'worker'?)",
+        "topology.yaml:10:5: edges[3]: missing required field 'to'",
+        "topology.yaml:11:22: edges[4].tree.trainer.wroker: unknown node 'wroker' "
+        "(did you mean 'worker'?)",
+        "topology.yaml:11:31: edges[4].tree.trainer.wroker[0]: unknown node 'zz' "
+        "(declared nodes: trainer, worker)",
+    ]
+
+
+def test_a_refused_file_is_not_checked_for_reach_shape_or_ports() -> None:
+    """Those need the whole valid topology: a left-out edge would make a node look unreachable."""
+    assert [issue.split(": ")[1] for issue in errors("""
+        name: t
+        shape: linear
+        entry: a
+        nodes: {a: {port: 4000}, b: {port: 4000, provder: local}, c: {}}
+        edges: [a -> b, b - c]
+    """)] == ["nodes.b.provder", "edges[1]"]
 
 
 def test_unknown_nodes_in_every_edge_form() -> None:
