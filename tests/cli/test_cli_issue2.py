@@ -229,7 +229,8 @@ def test_lock_timeout_waits_for_the_holder(tmp_path: Path) -> None:
         held.wait(10)
         at_once = codebolt("destroy", "--auto-approve", cwd=tmp_path)
         assert at_once.returncode == 1
-        assert "is locked by destroy" in at_once.stderr
+        assert f"is locked by destroy (pid {os.getpid()} on {socket.gethostname()}" in (
+            at_once.stderr)
         threading.Timer(1.0, release.set).start()
         start = time.monotonic()
         waited = codebolt("apply", "--auto-approve", "--lock-timeout", "30", cwd=tmp_path)
