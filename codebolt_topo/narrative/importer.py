@@ -5,8 +5,9 @@ Order of operations, which is the whole point of this module:
 1. every check that can fail runs first, in memory: ref names, prerequisites present, every tree
    entry (name, mode, no ``.git``), every commit's narrative metadata, every referenced object
    present in the bundle or the store, every tip a commit of the thread its ref names;
-2. only then are the objects the store lacks written, as one pack (objects without refs are
-   invisible, so a crash here changes nothing anyone can see);
+2. only then, when the store lacks any of them, are the objects written as one pack (a bundle's
+   pack as it came, a tarball's objects as a new one); objects without refs are invisible, so a
+   crash here changes nothing anyone can see;
 3. finally refs move: fast-forwards and new threads directly; a thread whose local tip is not an
    ancestor of the incoming one is *diverged* and the incoming tip is kept beside it under
    ``refs/narrative/remotes/<source-env>/threads/<id>``, never over it.
@@ -25,7 +26,8 @@ Nothing received is ever executed: no hooks run and no configuration is read fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,7 +56,7 @@ from codebolt_topo.narrative.safety import ALLOWED_MODES, MODE_DIR, check_entry_
 if TYPE_CHECKING:
     from codebolt_topo.narrative.store import NarrativeStore
 
-__all__ = ["ImportReport", "RefChange", "import_objects"]
+__all__ = ["ImportReport", "Incoming", "RefChange", "import_objects"]
 
 Getter = Callable[[bytes], ShaFile | None]
 
@@ -87,16 +89,40 @@ class ImportReport:
         return bool(self.created or self.updated or self.diverged or self.objects_written)
 
 
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """Objects received from a peer, in the form the checks need, and how to store them.
+
+    ``kinds`` names every object received (hex id -> type number); ``parsed`` holds the ones the
+    checks look inside (commits, trees, tags; blobs need not be materialised); ``write`` stores
+    them, given the ids the store lacks (never called when it lacks none).
+    """
+
+    kinds: Mapping[bytes, int]
+    parsed: Mapping[bytes, ShaFile]
+    write: Callable[[list[bytes]], object]
+
+    @classmethod
+    def of_objects(cls, objects: list[ShaFile], pack_dir: str | os.PathLike[str]) -> Incoming:
+        """Objects built in memory (a tarball's), written as one new pack of those missing."""
+        by_id = {bytes(obj.id): obj for obj in objects}
+        return cls(
+            kinds={sha: obj.type_num for sha, obj in by_id.items()},
+            parsed={sha: obj for sha, obj in by_id.items() if not isinstance(obj, Blob)},
+            write=lambda new: write_pack(pack_dir, [by_id[sha] for sha in new]),
+        )
+
+
 def import_objects(
     store: NarrativeStore,
-    objects: list[ShaFile],
+    incoming: Incoming,
     refs: dict[bytes, bytes],
     prerequisites: Iterable[bytes],
     source_env: str,
     *,
     copies: bool = False,
 ) -> ImportReport:
-    """Verify *objects* and *refs* against *store*, then store them (see the module docstring).
+    """Verify *incoming* and *refs* against *store*, then store them (see the module docstring).
 
     *copies* accepts side-by-side copies (``refs/narrative/remotes/...``) from the sender.
     """
@@ -107,16 +133,16 @@ def import_objects(
     missing = sorted(p.decode() for p in set(prerequisites) if not present(p))
     if missing:
         raise MissingPrerequisiteError(missing)
-    index = {bytes(obj.id): obj for obj in objects}
+    parsed = incoming.parsed
 
     def get(sha: bytes) -> ShaFile | None:
-        found = index.get(sha)
+        found = parsed.get(sha)
         if found is not None:
             return found
         return odb[ObjectID(sha)] if present(sha) else None
 
-    for obj in objects:
-        _check_object(store, obj, index, present)
+    for obj in parsed.values():
+        _check_object(store, obj, incoming.kinds, present)
     for ref, (thread, sha) in threads.items():
         tip = get(sha)
         if not isinstance(tip, Commit):
@@ -127,9 +153,10 @@ def import_objects(
     with store.locked():
         report, moves = _plan(store, threads, source_env, get)
         present = _presence(store)
-        new = [obj for obj in objects if not present(obj.id)]
-        write_pack(odb.pack_dir, list({bytes(o.id): o for o in new}.values()))
-        report.objects_written = len({bytes(o.id) for o in new})
+        new = [sha for sha in incoming.kinds if not present(sha)]
+        if new:
+            incoming.write(new)
+        report.objects_written = len(new)
         _move_refs(store, moves)
     return report
 
@@ -164,14 +191,14 @@ def _presence(store: NarrativeStore) -> Callable[[bytes], bool]:
 def _check_object(
     store: NarrativeStore,
     obj: ShaFile,
-    index: dict[bytes, ShaFile],
+    kinds: Mapping[bytes, int],
     present: Callable[[bytes], bool],
 ) -> None:
     def require(sha: bytes, kind: type[ShaFile], what: str) -> None:
-        found = index.get(sha)
+        found = kinds.get(sha)
         if found is None and not present(sha):
             raise CorruptDataError(f"incomplete archive: {what} {sha.decode()} is missing")
-        if found is not None and not isinstance(found, kind):
+        if found is not None and found != kind.type_num:
             raise CorruptDataError(f"{what} {sha.decode()} has the wrong type")
 
     if isinstance(obj, Tree):
@@ -186,7 +213,7 @@ def _check_object(
         require(obj.tree, Tree, "tree")
         for parent in obj.parents:
             require(parent, Commit, "parent commit")
-    elif not isinstance(obj, Blob):
+    else:
         raise UnsafeInputError(f"unexpected {obj.type_name.decode()} object {obj.id.decode()}")
 
 

@@ -42,7 +42,7 @@ from codebolt_topo.narrative.hierarchy import (
     first_parent_history,
     snapshot_info,
 )
-from codebolt_topo.narrative.importer import ImportReport, import_objects
+from codebolt_topo.narrative.importer import ImportReport, Incoming, import_objects
 from codebolt_topo.narrative.limits import Limits
 from codebolt_topo.narrative.metadata import SnapshotMeta, format_message, parse_message
 from codebolt_topo.narrative.names import (
@@ -52,7 +52,8 @@ from codebolt_topo.narrative.names import (
     thread_ref,
     validate_id,
 )
-from codebolt_topo.narrative.packs import bulk_allocation, inflate_pack, write_pack
+from codebolt_topo.narrative.packs import bulk_allocation, write_pack
+from codebolt_topo.narrative.receive import receive_pack, store_pack
 from codebolt_topo.narrative.scan import scan_workspace
 from codebolt_topo.narrative.statcache import StatCache
 from codebolt_topo.narrative.tarball import export_tar, import_tar
@@ -293,13 +294,18 @@ class NarrativeStore:
 
         *copies* also accepts the diverged copies a sender exported with ``Selection(remotes=
         True)``, keeping their origin's name (sync does; a plain import refuses them).
+
+        When the store lacks any of its objects, the bundle's pack is kept as it came, indexed
+        once (see :mod:`~codebolt_topo.narrative.receive`), like ``git fetch``: objects we
+        already held stay in it as harmless duplicates rather than costing a re-encoding.
         """
         parsed = parse_bundle(data, self.limits)
         odb = self.repo.object_store
         with bulk_allocation():
-            objects = inflate_pack(parsed.pack, self.limits, lambda s: odb.get_raw(ObjectID(s)))
+            pack = receive_pack(parsed.pack, self.limits, lambda s: odb.get_raw(ObjectID(s)))
+            incoming = Incoming(pack.kinds, pack.parsed, lambda _: store_pack(odb.pack_dir, pack))
             return import_objects(
-                self, objects, parsed.refs, parsed.prerequisites, source_env, copies=copies
+                self, incoming, parsed.refs, parsed.prerequisites, source_env, copies=copies
             )
 
     def export_tar(self, snapshot: str) -> bytes:

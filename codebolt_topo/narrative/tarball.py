@@ -30,7 +30,7 @@ from dulwich.refs import Ref
 
 from codebolt_topo.narrative.errors import CorruptDataError
 from codebolt_topo.narrative.hierarchy import SnapshotInfo
-from codebolt_topo.narrative.importer import ImportReport, import_objects
+from codebolt_topo.narrative.importer import ImportReport, Incoming, import_objects
 from codebolt_topo.narrative.limits import Limits, check_limit
 from codebolt_topo.narrative.metadata import parse_message
 from codebolt_topo.narrative.names import thread_ref
@@ -128,7 +128,8 @@ def import_tar(store: NarrativeStore, data: bytes, source_env: str | None) -> Im
         commit = _commit(manifest, root, parents=[local] if local else [])
     objects: list[ShaFile] = [*(b for _m, b in blobs.values()), *trees, commit]
     refs = {thread_ref(meta.thread_id): bytes(commit.id)}
-    return import_objects(store, objects, refs, (), source_env or meta.environment)
+    incoming = Incoming.of_objects(objects, odb.pack_dir)
+    return import_objects(store, incoming, refs, (), source_env or meta.environment)
 
 
 def _entry_blob(entry: object, members: Members, limits: Limits) -> tuple[str, int, Blob]:

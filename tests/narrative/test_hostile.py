@@ -20,6 +20,7 @@ from codebolt_topo.narrative import (
     InvalidNameError,
     LimitExceededError,
     Limits,
+    MissingPrerequisiteError,
     NarrativeError,
     NarrativeStore,
     UnsafeInputError,
@@ -294,3 +295,74 @@ store.import_bundle(open({str(tmp_path / "bundle")!r}, "rb").read(), "a")
 def test_errors_are_narrative_errors() -> None:
     for cls in (CorruptDataError, UnsafeInputError, LimitExceededError, InvalidNameError):
         assert issubclass(cls, NarrativeError)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _delta_record(kind: int, base: bytes, source: bytes, target: bytes) -> bytes:
+    """A delta (insert everything) of *target* against *source*, referencing *base*."""
+    from codebolt_topo.narrative.packs import object_header
+
+    body = _varint(len(source)) + _varint(len(target)) + bytes([len(target)]) + target
+    return object_header(kind, len(body)) + base + zlib.compress(body)
+
+
+def _ofs(distance: int) -> bytes:
+    out = bytearray([distance & 0x7F])
+    distance >>= 7
+    while distance:
+        distance -= 1
+        out.insert(0, 0x80 | (distance & 0x7F))
+        distance >>= 7
+    return bytes(out)
+
+
+def _delta_bundle(kind: int, base_of: object) -> tuple[bytes, bytes]:
+    """A bundle whose file blob is a delta; *base_of(offset of the source blob)* → base field."""
+    import hashlib
+
+    from codebolt_topo.narrative.packs import object_header
+
+    source, target = blob(b"source text"), blob(b"target text")
+    tree = tree_of({b"a": (MODE_FILE, target)})
+    commit = snapshot_commit(tree)
+    body = b"PACK\0\0\0\2\0\0\0\4"
+    records = []
+    for obj in (source, tree, commit):
+        raw = obj.as_raw_string()
+        records.append(object_header(obj.type_num, len(raw)) + zlib.compress(raw))
+    at = len(body)
+    body += records[0]
+    delta_at = len(body)
+    body += _delta_record(kind, base_of(at, delta_at, source), source.data, target.data)
+    body += records[1] + records[2]
+    pack = body + hashlib.sha1(body).digest()
+    return b"# v2 git bundle\n" + commit.id + b" " + REF + b"\n\n" + pack, pack
+
+
+def test_delta_packs_import_as_sent_and_bad_bases_are_refused(open_store: OpenStore) -> None:
+    store = open_store("b")
+    data, pack = _delta_bundle(7, lambda _at, _here, source: bytes.fromhex(source.id.decode()))
+    assert store.import_bundle(data, "peer").created
+    [stored] = Path(store.repo.object_store.pack_dir).glob("*.pack")
+    assert stored.read_bytes() == pack
+    for kind, base_of, error in (
+        (6, lambda at, here, _s: _ofs(here - at), None),  # valid: imports elsewhere
+        (6, lambda at, here, _s: _ofs(here - at - 3), CorruptDataError),  # inside an object
+        (7, lambda *_a: b"\x42" * 20, MissingPrerequisiteError),  # base nowhere
+    ):
+        other = open_store(f"e{kind}{error is None}")
+        bad, _ = _delta_bundle(kind, base_of)
+        if error is None:
+            assert other.import_bundle(bad, "peer").created
+            continue
+        with pytest.raises(error):
+            other.import_bundle(bad, "peer")
+        _untouched(other)

@@ -202,3 +202,49 @@ def test_git_cli_bundles_import(open_store: OpenStore, tmp_path: Path) -> None:
     report = c.import_bundle((tmp_path / "git.bundle").read_bytes(), "a")
     assert report.updated
     assert c.heads() == a.heads()
+
+
+def _pack_of(bundle: bytes) -> bytes:
+    return bundle[bundle.index(b"\n\n") + 2 :]
+
+
+def test_git_cli_delta_and_thin_packs_are_kept_as_sent_and_completed(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    """git's bundles carry deltas (and, incremental, deltas against the prerequisites): the
+    pack is stored as it came, a thin one completed with its bases, and git finds both sound."""
+    a, b, c = open_store("a"), open_store("b"), open_store("c")
+    text = "".join(f"line {i} of a file long enough for git to delta\n" for i in range(400))
+    write_files(a.workspace, {"big.txt": text, "twin.txt": text + "twin\n"})
+    first = a.snapshot("o", "t", "r")
+    write_files(a.workspace, {"big.txt": text.replace("line 7 ", "line seven ")})
+    a.snapshot("o", "t", "r")
+    repo = tmp_path / "relay"
+    _git(tmp_path, "init", "-q", str(repo))
+    (tmp_path / "ours.bundle").write_bytes(a.export_bundle())
+    _git(repo, "fetch", "-q", str(tmp_path / "ours.bundle"), "refs/narrative/*:refs/narrative/*")
+    full, thin = tmp_path / "full.bundle", tmp_path / "thin.bundle"
+    _git(repo, "bundle", "create", "-q", str(full), "refs/narrative/threads/t")
+    _git(repo, "bundle", "create", "-q", str(thin), f"{first.commit}..refs/narrative/threads/t")
+
+    b.import_bundle(full.read_bytes(), "a")
+    assert b.heads() == a.heads()
+    [stored] = Path(b.repo.object_store.pack_dir).glob("*.pack")
+    assert stored.read_bytes() == _pack_of(full.read_bytes())  # deltas kept, nothing re-encoded
+    assert "delta" in _git(tmp_path, "verify-pack", "-v", str(stored.with_suffix(".idx")))
+    _git(b.state_dir / "shadow.git", "fsck", "--strict", "--no-dangling")
+
+    c.import_tar(a.export_tar(first.snapshot_id))
+    before = set(Path(c.repo.object_store.pack_dir).glob("*.pack"))
+    thin_pack = _pack_of(thin.read_bytes())
+    report = c.import_bundle(thin.read_bytes(), "a")
+    assert report.updated
+    assert c.heads() == a.heads()
+    [added] = set(Path(c.repo.object_store.pack_dir).glob("*.pack")) - before
+    completed = added.read_bytes()
+    assert completed[12 : len(thin_pack) - 20] == thin_pack[12:-20]  # received objects unchanged
+    assert len(completed) > len(thin_pack)  # ... and the external base appended after them
+    _git(tmp_path, "verify-pack", str(added.with_suffix(".idx")))
+    _git(c.state_dir / "shadow.git", "fsck", "--strict", "--no-dangling")
+    c.restore(a.find(a.heads()["refs/narrative/threads/t"]).snapshot_id)
+    assert read_files(c.workspace) == read_files(a.workspace)
