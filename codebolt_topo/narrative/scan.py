@@ -12,9 +12,9 @@ and when no ``.gitignore`` on its way from the root changed, the previous answer
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
 from dulwich.ignore import IgnoreFilter, read_ignore_patterns
 from dulwich.objects import Blob, ObjectID, ShaFile, Tree
@@ -28,6 +28,7 @@ EXCLUDE_KEY = b"//info/exclude"
 """Cache key for the workspace's ``.git/info/exclude`` (``//`` never occurs in a real path)."""
 
 _Filters = tuple[tuple[int, IgnoreFilter], ...]
+_DOTGIT_FIRST = (b".", b"g", b"G")
 
 
 @dataclass(slots=True)
@@ -76,11 +77,14 @@ class _Walker:
         prefix = rel + b"/" if rel else b""
         depth = rel.count(b"/") + 1 if rel else 0
         with os.scandir(abspath) as it:
-            entries = [e for e in it if not is_dotgit(e.name)]
+            # Only a name starting with '.', 'g' or 'G' can fold to .git or git~1.
+            entries = [e for e in it if e.name[:1] not in _DOTGIT_FIRST or not is_dotgit(e.name)]
         filters, rules_changed = self._dir_filters(entries, prefix, depth, filters, rules_changed)
-        cached_files = self.cache.files
+        # Locals: this loop runs once per file of the workspace on every snapshot.
+        cached_files, cached_dirs = self.cache.files, self.cache.dirs
+        files_out, trusted_before = self.result.files, self.trusted_before
         out: list[tuple[bytes, int, bytes]] = []
-        changed = rel not in self.cache.dirs
+        changed = rel not in cached_dirs
         for entry in entries:
             name = entry.name
             path = prefix + name
@@ -88,9 +92,9 @@ class _Walker:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            fmt = stat.S_IFMT(st.st_mode)
-            if fmt == stat.S_IFDIR:
-                known = path in self.cache.dirs and not rules_changed
+            fmt = S_IFMT(st.st_mode)
+            if fmt == S_IFDIR:
+                known = path in cached_dirs and not rules_changed
                 if filters and not known and self._ignored(path, filters, True):
                     continue
                 tree, count, sub_changed = self._walk(path, filters, rules_changed)
@@ -98,9 +102,9 @@ class _Walker:
                 if count:
                     out.append((name, MODE_DIR, tree))
                 continue
-            if fmt == stat.S_IFREG:
+            if fmt == S_IFREG:
                 mode = MODE_EXEC if st.st_mode & 0o100 else MODE_FILE
-            elif fmt == stat.S_IFLNK:
+            elif fmt == S_IFLNK:
                 mode = MODE_LINK
             else:
                 continue
@@ -108,24 +112,20 @@ class _Walker:
             recheck = cached is None or rules_changed
             if filters and recheck and self._ignored(path, filters, False):
                 continue
-            if (
-                cached is not None
-                and cached[0] == st.st_mtime_ns
-                and cached[1] == st.st_size
-                and cached[2] == st.st_ino
-                and cached[3] == mode
-                and st.st_mtime_ns < self.trusted_before
-            ):
-                sha = cached[4]
-            else:
-                found = self._hash(os.path.join(abspath, name), mode)
-                if found is None:
+            mtime = st.st_mtime_ns
+            if cached is not None and mtime < trusted_before:
+                same = (mtime, st.st_size, st.st_ino, mode, cached[4])
+                if same == cached:
+                    files_out[path] = cached  # unchanged: keep the cache's own entry
+                    out.append((name, mode, cached[4]))
                     continue
-                sha = found
-                self.result.hashed.append(path)
-                changed = changed or cached is None or cached[4] != sha or cached[3] != mode
-            self.result.files[path] = (st.st_mtime_ns, st.st_size, st.st_ino, mode, sha)
-            out.append((name, mode, sha))
+            found = self._hash(os.path.join(abspath, name), mode)
+            if found is None:
+                continue
+            self.result.hashed.append(path)
+            changed = changed or cached is None or cached[4] != found or cached[3] != mode
+            files_out[path] = (mtime, st.st_size, st.st_ino, mode, found)
+            out.append((name, mode, found))
         previous = self.cache.dirs.get(rel)
         if not changed and previous is not None and previous[0] == len(out):
             tree_id = previous[1]

@@ -102,6 +102,7 @@ def test_gitignore_is_honoured_and_user_git_is_untouched(open_store: OpenStore) 
             "sub/b.txt": "b",
             "other/a.tmp": "kept: rule only applies under sub/",
             "nested/.GIT/config": "never captured",
+            "Git~1/config": "never captured either (the 8.3 name of .git)",
         },
     )
     before = sorted((p, p.stat().st_mtime_ns) for p in (ws / ".git").rglob("*"))
