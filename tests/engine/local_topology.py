@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ class Applied:
     def pids(self) -> dict[str, int]:
         return {n: int(node.handle["pid"]) for n, node in self.state.nodes.items() if node.handle}
 
+    def ports(self) -> set[int]:
+        return {node.port for node in self.state.nodes.values() if node.port}
+
     def run(
         self,
         target: str | list[str],
@@ -55,15 +59,21 @@ def applied_topology(path: Path) -> Iterator[Applied]:
     """Apply ``path``, yield it, then destroy it and check nothing is left behind."""
     applied = Applied(path=path, validated=validate_file(path))
     pids: dict[str, int] = {}
+    ports: set[int] = set()
     try:
         apply_topology(path)
         pids.update(applied.pids())
+        ports.update(applied.ports())
         yield applied
     finally:
         pids.update(applied.pids())
+        ports.update(applied.ports())
         destroy_topology(path)
         leftovers = {name: pid for name, pid in pids.items() if process_running(pid)}
         assert leftovers == {}, f"processes left after destroy: {leftovers}"
+        assert daemons_under(path.parent) == [], "marked node daemons left after destroy"
+        held = listening_under(ports, path.parent)
+        assert held == {}, f"ports still listening after destroy: {held}"
         runtime_dir = state_file_for(path, applied.validated.topology.name).runtime_dir
         assert not runtime_dir.exists(), f"runtime files left after destroy: {runtime_dir}"
 
@@ -73,3 +83,49 @@ def copy_example(name: str, directory: Path) -> Path:
     shutil.copy(EXAMPLES / f"{name}.yaml", target)
     (directory / "schemas").mkdir(exist_ok=True)
     return target
+
+
+def daemons_under(directory: Path) -> list[int]:
+    """Pids of live node daemons whose command line names a file under ``directory`` (a test's
+    own tmp dir: other runs on this machine may use the same topology name)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"codebolt_topo.node" in cmdline and str(directory).encode() in cmdline \
+                and process_running(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def listening_under(ports: set[int], directory: Path) -> dict[int, int]:
+    """port -> pid for each of ``ports`` still listening in a process whose command line names
+    ``directory`` (a port the kernel handed to somebody else since is not ours to judge)."""
+    inodes: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if fields[3] == "0A" and port in ports:  # 0A: LISTEN
+                    inodes[f"socket:[{fields[9]}]"] = port
+    held: dict[int, int] = {}
+    if not inodes:
+        return held
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if str(directory).encode() not in Path(f"/proc/{entry.name}/cmdline").read_bytes():
+                continue
+            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                target = os.readlink(fd.path)
+                if target in inodes:
+                    held[inodes[target]] = int(entry.name)
+        except OSError:
+            continue
+    return held
