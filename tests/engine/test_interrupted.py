@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -106,3 +108,61 @@ def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
     finally:
         destroy_topology(path)
     assert _daemons("crash", tmp_path) == []
+
+
+def _kill_at_serial(args: list[str], cwd: Path, state: Path, serial: int) -> int:
+    """Run ``codebolt ARGS`` and SIGKILL it as soon as the state file reaches ``serial``: a
+    point in the run's own progress, where a delay in seconds may land anywhere (or before the
+    first write) on a loaded machine. Returns the serial it was killed at."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "codebolt_topo.cli.main", *args],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        while process.poll() is None:
+            with contextlib.suppress(FileNotFoundError):
+                seen = int(json.loads(state.read_bytes())["serial"])  # never torn: no retry
+                if seen >= serial:
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    return seen
+            time.sleep(0.002)
+        raise AssertionError(f"{args} finished before the state reached serial {serial}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("serial", [2, 6, 10])
+def test_apply_killed_at_each_phase_converges_on_rerun(serial: int, tmp_path: Path) -> None:
+    """Serial 2: daemons starting, some not yet recorded; 6: some RUNNING, none configured;
+    10: some configured, their neighbours not."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(TOPOLOGY)
+    state_file = state_file_for(path, "crash")
+    killed_at = _kill_at_serial(["apply", "--auto-approve"], tmp_path, state_file.path, serial)
+    assert killed_at < 12, "the apply had finished: nothing was interrupted"
+    state_file.load()
+    with applied_topology(path) as topo:
+        state = topo.state
+        assert {n.lifecycle for n in state.nodes.values()} == {Lifecycle.RUNNING}
+        assert sorted(_daemons("crash", tmp_path)) == sorted(topo.pids().values())
+        assert topo.run("d", ["echo", "ok"])["d"].stdout == b"ok\n"
+    assert _daemons("crash", tmp_path) == []
+
+
+@pytest.mark.parametrize("after", [1, 5])
+def test_destroy_killed_at_each_phase_finishes_on_rerun(after: int, tmp_path: Path) -> None:
+    """1: some nodes STOPPING; 5: some already removed from the state, others running."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(TOPOLOGY)
+    apply_topology(path)
+    state_file = state_file_for(path, "crash")
+    start = state_file.load().serial
+    killed_at = _kill_at_serial(["destroy", "--auto-approve"], tmp_path, state_file.path,
+                                start + after)
+    assert state_file.load().nodes, f"destroy had finished at serial {killed_at}"
+    destroy_topology(path)
+    assert _daemons("crash", tmp_path) == []
+    assert state_file.load().nodes == {}
