@@ -34,7 +34,12 @@ def render_table(state: State, rows: list[NodeStatus]) -> Table:
         style = _STYLE.get(shown.split(" ")[0].rstrip(","), "")
         if row.heartbeat_error:
             style = "yellow"
-        beat = f"{row.heartbeat_ms:.1f} ms" if row.heartbeat_ms is not None else "-"
+        if row.heartbeat_ms is not None:
+            beat = f"{row.heartbeat_ms:.1f} ms"
+        elif row.last_heartbeat is not None:
+            beat = f"none, last {_ago(row.last_heartbeat)}"
+        else:
+            beat = "-"
         table.add_row(
             row.name, row.provider, f"[{style}]{shown}[/]" if style else shown, _ago(row.since),
             beat, "-" if row.hops is None else str(row.hops), row.url or "-",

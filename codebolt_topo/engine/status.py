@@ -2,7 +2,8 @@
 
 One collection pass reads the state, asks each provider whether each node is alive, and sends
 each running node a heartbeat (``info``) to time its answer. ``status --watch`` repeats the pass
-with the same heartbeat connections.
+with the same heartbeat connections, and remembers when each node last answered: a node that
+stops answering shows how long it has been silent, which is what tells a hang from a blip.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class NodeStatus:
     heartbeat_ms: float | None
     heartbeat_error: str
     hops: int | None
+    last_heartbeat: float | None = None
+    """Wall-clock time of the last answered heartbeat this collector saw (None: never)."""
 
     @property
     def shown_state(self) -> str:
@@ -50,6 +53,7 @@ class NodeStatus:
             "since": self.since, "alive": self.alive, "reason": self.reason, "url": self.url,
             "handle": self.handle, "heartbeat_ms": self.heartbeat_ms,
             "heartbeat_error": self.heartbeat_error, "hops": self.hops,
+            "last_heartbeat": self.last_heartbeat,
         }
 
 
@@ -61,6 +65,7 @@ class StatusCollector:
         self.timeout = heartbeat_timeout
         self.prober = HeartbeatProber()
         self._validated: ValidatedTopology | None = None
+        self._answered: dict[tuple[str, str | None], float] = {}
 
     async def collect(self) -> tuple[State, list[NodeStatus]]:
         validated = self._validated = validate_file(self.path)
@@ -82,12 +87,16 @@ class StatusCollector:
         rows = []
         for name, node in state.nodes.items():
             latency, error = beats.get(name, (None, ""))
+            key = (name, node.url)  # a replacement starts with no record
+            if latency is not None:
+                self._answered[key] = time.time()
             rows.append(NodeStatus(
                 name=name, provider=node.provider, lifecycle=node.lifecycle.value,
                 since=node.history[-1].at if node.history else None, url=node.url,
                 handle=node.handle, alive=observed[name].alive, reason=observed[name].reason,
                 heartbeat_ms=latency, heartbeat_error=error,
                 hops=self._hops(validated, entries, name),
+                last_heartbeat=self._answered.get(key),
             ))
         return state, rows
 
