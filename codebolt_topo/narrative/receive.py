@@ -119,6 +119,7 @@ def _scan(data: bytes, limits: Limits) -> list[_Record]:
     count = int.from_bytes(data[8:12], "big")
     check_limit("objects in pack", count, limits.max_entries)
     end, pos, total = len(data) - 20, 12, 0
+    view = memoryview(data)
     records: list[_Record] = []
     for _ in range(count):
         start = pos
@@ -137,11 +138,7 @@ def _scan(data: bytes, limits: Limits) -> list[_Record]:
             record.base, pos = data[pos : pos + 20], pos + 20
         check_limit("object size", size, limits.max_object_bytes)
         if record.base is None:
-            hasher = hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % size)
-            kept: list[bytes] | None = None if type_num == _BLOB else []
-            pos, _ = _skip_zlib(data, pos, end, size, hasher.update, kept)
-            record.sha = hasher.digest()
-            record.raw = None if kept is None else b"".join(kept)
+            pos, record.sha, record.raw = _whole(data, view, pos, end, type_num, size)
         else:
             pos, head = _skip_zlib(data, pos, end, size)
             _, at = _varint(head, 0)
@@ -155,6 +152,32 @@ def _scan(data: bytes, limits: Limits) -> list[_Record]:
     if pos != end:
         raise CorruptDataError("trailing garbage after the last object in the pack")
     return records
+
+
+def _whole(
+    data: bytes, view: memoryview, pos: int, end: int, type_num: int, size: int
+) -> tuple[int, bytes, bytes | None]:
+    """Inflate the whole object at *pos*: the offset after it, its id, its content unless a blob.
+
+    Most objects are small: one bounded ``decompress`` call does, and anything unusual (a
+    stream that needs more input, a size mismatch, a zlib error) goes the careful way, which
+    also names the problem.
+    """
+    header = _TYPE_NAMES[type_num] + b" %d\0" % size
+    if size < _FEED:
+        inflater = zlib.decompressobj()
+        fed = min(end, pos + size + 64)  # zlib adds at most ~11 bytes to 64 KiB
+        try:
+            out = inflater.decompress(view[pos:fed], size + 1)
+        except zlib.error:
+            out = b""
+        if inflater.eof and len(out) == size:
+            raw = None if type_num == _BLOB else out
+            return fed - len(inflater.unused_data), hashlib.sha1(header + out).digest(), raw
+    hasher = hashlib.sha1(header)
+    kept: list[bytes] | None = None if type_num == _BLOB else []
+    pos, _ = _skip_zlib(data, pos, end, size, hasher.update, kept)
+    return pos, hasher.digest(), None if kept is None else b"".join(kept)
 
 
 class _Resolver(DeltaChainIterator[tuple[bytes, int, int, bytes | None]]):

@@ -30,16 +30,22 @@ MODE_DIR = 0o040000
 ALLOWED_MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK, MODE_DIR})
 """Submodules (gitlinks) and legacy modes are never written by us and never accepted."""
 
+_DOTGIT_FIRST = (b".", b"g", b"G")
+"""Only a name starting with one of these can fold to ``.git`` or ``git~1``."""
+
 
 def is_dotgit(name: bytes) -> bool:
     """True for names a git client on some OS would treat as ``.git``."""
+    if name[:1] not in _DOTGIT_FIRST:  # the common case, decided without folding
+        return False
     folded = name.rstrip(b". ").lower()
     return folded in (b".git", b"git~1")
 
 
 def check_entry_name(name: bytes, limits: Limits) -> None:
     """Refuse a tree entry name that is empty, a path, ``.``/``..``, ``.git`` or too long."""
-    check_limit("entry name length", len(name), limits.max_name_bytes)
+    if len(name) > limits.max_name_bytes:
+        check_limit("entry name length", len(name), limits.max_name_bytes)
     if name in (b"", b".", b"..") or b"/" in name or b"\x00" in name or b"\\" in name:
         raise UnsafeInputError(f"unsafe entry name {name!r}")
     if is_dotgit(name):

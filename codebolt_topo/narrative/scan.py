@@ -28,7 +28,6 @@ EXCLUDE_KEY = b"//info/exclude"
 """Cache key for the workspace's ``.git/info/exclude`` (``//`` never occurs in a real path)."""
 
 _Filters = tuple[tuple[int, IgnoreFilter], ...]
-_DOTGIT_FIRST = (b".", b"g", b"G")
 
 
 @dataclass(slots=True)
@@ -77,8 +76,7 @@ class _Walker:
         prefix = rel + b"/" if rel else b""
         depth = rel.count(b"/") + 1 if rel else 0
         with os.scandir(abspath) as it:
-            # Only a name starting with '.', 'g' or 'G' can fold to .git or git~1.
-            entries = [e for e in it if e.name[:1] not in _DOTGIT_FIRST or not is_dotgit(e.name)]
+            entries = [e for e in it if not is_dotgit(e.name)]
         filters, rules_changed = self._dir_filters(entries, prefix, depth, filters, rules_changed)
         # Locals: this loop runs once per file of the workspace on every snapshot.
         cached_files, cached_dirs = self.cache.files, self.cache.dirs

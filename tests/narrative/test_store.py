@@ -223,3 +223,25 @@ def _restored_elsewhere(store: NarrativeStore, snapshot: str) -> dict[str, str]:
     finally:
         other.close()
     return read_files(target)
+
+
+def test_pack_index_matches_dulwichs_writer_byte_for_byte() -> None:
+    import io
+    import random
+
+    from dulwich.pack import write_pack_index
+
+    from codebolt_topo.narrative.packs import pack_index
+
+    rng = random.Random(5)
+    offsets = [12, 4096, (1 << 31) - 1, 1 << 31, 5 << 32]  # both sides of the 64-bit table
+    entries = [
+        (rng.randbytes(20), rng.choice(offsets) + i, rng.getrandbits(32)) for i in range(300)
+    ]
+    checksum = rng.randbytes(20)
+    expected = io.BytesIO()
+    write_pack_index(expected, sorted(entries), checksum, version=2)
+    assert pack_index(entries, checksum) == expected.getvalue()
+    empty = io.BytesIO()
+    write_pack_index(empty, [], checksum, version=2)
+    assert pack_index([], checksum) == empty.getvalue()
