@@ -7,6 +7,7 @@ destroyed. Each test uses its own thread ids, so tests stay independent of each 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import subprocess
 import sys
@@ -173,3 +174,27 @@ def test_exec_snapshots_around_the_command_and_cli_sync(net: Net) -> None:
     after = thread["runs"][0]["snapshots"][1]["snapshot_id"]
     net.call("c", "restore", after, "--force")
     assert net.files("c")["out.txt"] == "ran\n"
+
+
+def test_cli_narrative_commands_on_nodes(net: Net) -> None:
+    """snapshot, export (bundle and tar.gz), import, restore and log with --node, by hand."""
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "codebolt_topo.cli.main", "narrative", *args],
+                              cwd=net.path.parent, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    net.write("a", {"cli/notes.txt": "by hand\n"})
+    made = cli("snapshot", "--node", "a", "--objective", "obj", "--thread", "cli", "--run", "r",
+               "--name", "manual", "--json")
+    snapshot_id = json.loads(made)["snapshot_id"]
+    bundle, tgz = net.path.parent / "cli.bundle", net.path.parent / "cli.tgz"
+    cli("export", "--node", "a", "--thread", "cli", "-o", str(bundle))
+    assert "created   cli" in cli("import", str(bundle), "--node", "c", "--source-env", "a")
+    assert "unchanged cli" in cli("import", str(bundle), "--node", "c", "--source-env", "a")
+    assert "restored" in cli("restore", snapshot_id, "--node", "c", "--force")
+    assert net.files("c")["cli/notes.txt"] == "by hand\n"
+    assert "run r: r" in cli("log", "--node", "c")
+    cli("export", "--node", "a", "--tar", snapshot_id, "-o", str(tgz))
+    assert "created   cli" in cli("import", str(tgz), "--node", "b")
+    assert "manual" in cli("log", "--node", "b")
