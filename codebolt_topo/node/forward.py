@@ -80,7 +80,7 @@ class Forward:
             elif down is None:
                 await session.send(encode({**message, "id": self.request.id}))
         elif kind == "exit":
-            await self._finish(down, encode({**message, "ch": up}), message["node"])
+            await self._finish(down, {**message, "ch": up}, message["node"])
         elif kind == "error":
             node = message.get("node")
             targets = [node] if node is not None else self.tracker.open
@@ -90,14 +90,13 @@ class Forward:
                     relayed["ch"] = up
                 else:
                     relayed.pop("ch", None)
-                await self._finish(down if target == node else None, encode(relayed), target)
+                await self._finish(down if target == node else None, relayed, target)
 
-    async def _finish(self, down: int | None, text: str, node: str) -> None:
+    async def _finish(self, down: int | None, last: dict[str, Any], node: str) -> None:
         if down is not None and (up := self._up.pop(down, None)) is not None:
             self.session.channels.release(up)
         if self.tracker.end(node):
-            await self.session.send(text)
-            await self.session.end_target(self.request, node)
+            await self.session.finish(self.request, node, last)
 
     async def on_data(self, frame: bytes) -> None:
         up = self._up.get(HEADER.unpack_from(frame)[1])
@@ -121,8 +120,8 @@ class Forward:
                 by_node[job.node] = (down_ch, up_ch)
         for target in self.tracker.open:
             down, up = by_node.get(target, (None, None))
-            await self._finish(down, encode(error_message(self.request.id, target, hop, code,
-                                                          message, up)), target)
+            await self._finish(down, error_message(self.request.id, target, hop, code, message,
+                                                   up), target)
 
 
 async def forward_request(session: Session, request: InboundRequest, msg: dict[str, Any],

@@ -56,9 +56,10 @@ class Subscription:
             self.acked[stream] = max(self.acked[stream], min(offset, self.sent[stream]))
         self.job.trim()
 
-    async def pump(self, send: Send) -> bool:
-        """Send output, notifications, then ``exit``; True once exit was sent, False when the
-        subscription was closed first."""
+    async def pump(self, send: Send) -> dict[str, Any] | None:
+        """Send output and notifications until the job has exited and all of it went out; then
+        return the ``exit`` message for the caller to send (it may carry the request's
+        ``done``). None when the subscription was closed first."""
         job, ch, sent = self.job, self.ch, self.sent
         buffers = job.buffers
         while not self.closed:
@@ -83,10 +84,9 @@ class Subscription:
                 break
             if (job.exit is not None and not self.notes and sent[STDOUT] == buffers[STDOUT].end
                     and sent[STDERR] == buffers[STDERR].end):
-                await send(encode({**job.exit, "ch": ch}))
-                return True
+                return {**job.exit, "ch": ch}
             await self.wake.wait()
-        return False
+        return None
 
 
 class HeldJob:

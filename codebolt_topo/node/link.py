@@ -209,6 +209,10 @@ class Link:
             handler = self._by_id.get(msg.get("id") or "")
         if handler is not None:
             await handler.on_control(msg)
+        if msg.get("done") and kind in ("exit", "error"):  # the request's last message
+            handler = self._by_id.pop(msg.get("id") or "", None)
+            if handler is not None:
+                await handler.on_done()
 
     def _answer(self, msg: dict[str, Any]) -> None:
         future = self._calls.get(msg.get("id") or "")

@@ -48,7 +48,9 @@ __all__ = [
     "unpack_data",
 ]
 
-SUBPROTOCOL: Final = "codebolt.v1"
+SUBPROTOCOL: Final = "codebolt.v2"
+"""v2: the message that ends a request's last open target carries ``done`` (v1 sent a separate
+``done`` frame); a v1 peer would wait for it forever, so the versions refuse each other."""
 STDIN: Final = 0
 STDOUT: Final = 1
 STDERR: Final = 2
@@ -100,9 +102,11 @@ _SCHEMA: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
     "exit": {"ch": (_INT, True), "node": (_STR, True), "code": ((int, type(None)), False),
              "signal": (_OPT_STR, False), "duration": ((int, float), False),
              "timed_out": ((bool,), False), "cancelled": ((bool,), False),
-             "stdout_bytes": (_INT, False), "stderr_bytes": (_INT, False)},
+             "stdout_bytes": (_INT, False), "stderr_bytes": (_INT, False),
+             "id": (_STR, False), "done": ((bool,), False)},
     "error": {"id": (_OPT_STR, False), "node": (_OPT_STR, False), "hop": (_OPT_STR, False),
-              "code": (_STR, True), "message": (_STR, True), "ch": (_INT, False)},
+              "code": (_STR, True), "message": (_STR, True), "ch": (_INT, False),
+              "done": ((bool,), False)},
     "done": {"id": (_STR, True)},
     "configured": {"generation": (_INT, True), "id": (_STR, False)},
 }

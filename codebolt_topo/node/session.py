@@ -127,9 +127,10 @@ class Session:
         refusal = core.refusal(self.principal, kind, msg)
         if refusal is not None:
             code, text = refusal
-            await self.send(encode(error_message(msg.get("id"), None, core.name, code, text)))
+            refused = error_message(msg.get("id"), None, core.name, code, text)
             if kind in ("exec", "attach"):
-                await self.send(encode({"t": "done", "id": msg["id"]}))
+                refused["done"] = True
+            await self.send(encode(refused))
             return
         if kind in ("exec", "attach"):
             self._exec(msg)
@@ -209,12 +210,12 @@ class Session:
                                     "window": held.window}))
             if request.cancelled:
                 held.cancel()
-            finished = await sub.pump(self.send)
+            exit_message = await sub.pump(self.send)
+            if exit_message is not None:
+                await self.finish(request, name, exit_message)
         finally:
             core.jobs.detach(held, sub)
             self.channels.release(sub.ch)
-        if finished:
-            await self.end_target(request, name)
 
     async def fail(self, request: InboundRequest, node: str | None, hop: str, code: str,
                    message: str) -> None:
@@ -222,15 +223,22 @@ class Session:
         targets = request.tracker.open if node is None else [node]
         for target in targets:
             if request.tracker.is_open(target):
-                await self.send(encode(error_message(request.id, target, hop, code, message)))
-                await self.end_target(request, target)
+                await self.finish(request, target,
+                                  error_message(request.id, target, hop, code, message))
 
-    async def end_target(self, request: InboundRequest, node: str) -> None:
-        """``node`` of ``request`` ended; sends ``done`` when it was the last open target."""
+    async def finish(self, request: InboundRequest, node: str, last: dict[str, Any]) -> None:
+        """Send ``last`` (the ``exit`` or ``error`` that ends ``node`` of ``request``); when no
+        target is left open it carries ``done`` and the request's id: one frame, not two, on
+        every hop of the way back."""
         request.tracker.end(node)
+        message = {key: value for key, value in last.items() if key not in ("done", "id")}
+        if last.get("t") == "error":
+            message["id"] = request.id
         if request.tracker.done and self.requests.get(request.id) is request:
             del self.requests[request.id]
-            await self.send(encode({"t": "done", "id": request.id}))
+            message["id"] = request.id
+            message["done"] = True
+        await self.send(encode(message))
 
     async def _cancel(self, request: InboundRequest) -> None:
         request.cancelled = True
