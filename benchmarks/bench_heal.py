@@ -1,7 +1,10 @@
 """How fast a topology heals, and what watching it costs.
 
-1. Time from ``kill -9`` of a middle node to the topology being all RUNNING again (answering
-   heartbeats), with the default heartbeat (30 s) and a fast one (200 ms), on real local nodes.
+1. Time from ``kill -9`` of a middle node to the topology being all RUNNING again (the new node
+   configured, its upstream re-pointed at it, and answering a heartbeat), with the default
+   heartbeat (30 s) and a fast one (200 ms), on real local nodes. Also the time from SIGSTOP
+   (a hang: the process stays, only heartbeats notice) to the same, with the fast heartbeat
+   (with the default one it is suspect_after + fail_after by design: 100 s + 60 s).
 2. CPU time of one reconciler pass (heartbeat round included) for 100 and 1,000 simulated nodes:
    the in-memory provider stands in for processes and heartbeats answer at once, so the figure is
    the reconciler's own cost (validate, observe, diff, decide).
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from codebolt_topo.client import NodeClient
 from codebolt_topo.engine.heartbeat import HeartbeatProber
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
 from codebolt_topo.engine.reconcile import Reconciler
@@ -35,25 +40,40 @@ CHAIN = "name: heal\n{heartbeat}nodes: {{a: {{}}, b: {{}}, c: {{}}}}\nedges: [a 
 FAST = "heartbeat: {interval: 200ms, timeout: 200ms, suspect_after: 800ms, fail_after: 1500ms}\n"
 
 
-async def _time_to_heal(path: Path) -> float:
+async def _answers(node: NodeState) -> bool:
+    try:
+        async with NodeClient.connect(node.url or "", node.admin_token, resume=False) as client:
+            await asyncio.wait_for(client.info(), 1.0)
+    except Exception:  # not answering yet
+        return False
+    return True
+
+
+async def _time_to_heal(path: Path, sig: signal.Signals = signal.SIGKILL) -> float:
     stop = asyncio.Event()
     reconciler = Reconciler(path, backoff_base=0.2)
     watcher = asyncio.create_task(reconciler.run(stop))
     state_file = state_file_for(path, "heal")
     await asyncio.sleep(1.0)
-    victim = state_file.load().nodes["b"].handle["pid"]
+    before = state_file.load()
+    victim = before.nodes["b"].handle["pid"]
     start = time.monotonic()
-    os.kill(victim, signal.SIGKILL)
+    os.kill(victim, sig)
     try:
         while True:
             await asyncio.sleep(0.02)
             state = state_file.load()
             node = state.nodes.get("b")
-            if node and node.lifecycle is Lifecycle.RUNNING and node.handle.get("pid") != victim:
+            if (node and node.lifecycle is Lifecycle.RUNNING and node.handle.get("pid") != victim
+                    and node.runtime_hash
+                    and state.nodes["a"].generation > before.nodes["a"].generation):
                 observed = await Engine(state_file).refresh(state)
-                if all(o.alive for o in observed.values()):
+                if all(o.alive for o in observed.values()) and await _answers(node):
                     return time.monotonic() - start
     finally:
+        if sig is signal.SIGSTOP:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGCONT)
         stop.set()
         await watcher
 
@@ -67,6 +87,9 @@ def heal_times(trials: int) -> dict[str, list[float]]:
             apply_topology(path)
             try:
                 results[label] = [asyncio.run(_time_to_heal(path)) for _ in range(trials)]
+                if heartbeat:
+                    results["hang (SIGSTOP), fast heartbeat"] = [
+                        asyncio.run(_time_to_heal(path, signal.SIGSTOP)) for _ in range(trials)]
             finally:
                 destroy_topology(path)
     return results
@@ -127,10 +150,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
-    print("kill -9 of the middle node of a 3-node chain -> all RUNNING again (seconds)")
+    print("kill -9 (or SIGSTOP) of the middle node of a 3-node chain -> all RUNNING again (s)")
     for label, samples in heal_times(args.trials).items():
         shown = ", ".join(f"{s:.2f}" for s in samples)
-        print(f"  {label:<26} median {statistics.median(samples):.2f}  ({shown})")
+        print(f"  {label:<32} median {statistics.median(samples):.2f}  ({shown})")
     print("reconciler CPU per pass with a full heartbeat round (simulated nodes, milliseconds)")
     for count in (100, 1000):
         samples = reconciler_cpu(count, passes=10)
