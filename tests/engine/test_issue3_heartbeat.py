@@ -1,4 +1,5 @@
-"""Heartbeats against a hung node, and heartbeat settings per topology and per node."""
+"""Heartbeats against a hung node; heartbeat settings per topology and per node; restart
+policies as the reconciler applies them."""
 
 from __future__ import annotations
 
@@ -53,6 +54,32 @@ def test_a_hung_node_does_not_hold_up_the_heartbeat_round(tmp_path: Path) -> Non
         cluster.stop()
 
 
+class _Answering(HeartbeatProber):
+    """Every heartbeat answers at once (the memory provider's nodes have no daemon)."""
+
+    async def probe(self, node: NodeState, timeout: float) -> str | None:
+        return None
+
+
+def _simulate(path: Path, name: str) -> MemoryProvider:
+    """Record every node of ``path`` as RUNNING and configured on a memory provider."""
+    desired = desired_nodes(validate_file(path))
+    state_file = state_file_for(path, name)
+    state = State(topology=name)
+    provider = MemoryProvider(ProviderContext(topology=name, lineage=state.lineage,
+                                              runtime_dir=state_file.runtime_dir))
+    for node_name, node in desired.items():
+        provider.alive[len(provider.alive) + 1] = node_name
+        state.nodes[node_name] = NodeState(
+            name=node_name, provider="local", lifecycle=Lifecycle.RUNNING,
+            handle={"id": len(provider.alive)}, host="127.0.0.1", port=1,
+            admin_token="t", launch=node.launch_settings, launch_hash=node.launch_hash,
+            runtime_hash="pushed", wiring=json.loads(json.dumps(node.wiring)))
+    with state_file.locked("test"):
+        state_file.save(state)
+    return provider
+
+
 def test_heartbeat_settings_apply_per_topology_and_per_node(tmp_path: Path) -> None:
     """The topology's heartbeat is every node's default; a node's own block overrides it, for
     the reconciler's verdicts and for the keepalive pushed to the node's links."""
@@ -68,25 +95,9 @@ def test_heartbeat_settings_apply_per_topology_and_per_node(tmp_path: Path) -> N
     desired = desired_nodes(validated)
     assert desired["a"].keepalive == (2.0, 0.5)
     assert desired["b"].keepalive == (0.3, 0.1)
+    provider = _simulate(path, "beat")
     state_file = state_file_for(path, "beat")
-    state = State(topology="beat")
-    provider = MemoryProvider(ProviderContext(topology="beat", lineage=state.lineage,
-                                              runtime_dir=state_file.runtime_dir))
-    for name, node in desired.items():
-        provider.alive[len(provider.alive) + 1] = name
-        state.nodes[name] = NodeState(
-            name=name, provider="local", lifecycle=Lifecycle.RUNNING,
-            handle={"id": len(provider.alive)}, host="127.0.0.1", port=1,
-            admin_token="t", launch=node.launch_settings, launch_hash=node.launch_hash,
-            runtime_hash="pushed", wiring=json.loads(json.dumps(node.wiring)))
-    with state_file.locked("test"):
-        state_file.save(state)
-
-    class Answering(HeartbeatProber):
-        async def probe(self, node: NodeState, timeout: float) -> str | None:
-            return None
-
-    reconciler = Reconciler(path, providers={"local": provider}, prober=Answering())
+    reconciler = Reconciler(path, providers={"local": provider}, prober=_Answering())
     serial = state_file.load().serial
 
     async def passes() -> None:
@@ -104,3 +115,30 @@ def test_heartbeat_settings_apply_per_topology_and_per_node(tmp_path: Path) -> N
         0.3, 3 * 0.3 + 0.1, 5.0)
     assert Reconciler._tick(validated) == pytest.approx(0.15)  # half the shortest interval
     assert state_file.load().serial == serial  # passes that change nothing write nothing
+
+
+@pytest.mark.parametrize(("policy", "replaced"), [
+    ("never", False), ("on-failure", True), ("always", True)])
+def test_restart_policy_decides_whether_a_dead_node_is_replaced(
+        policy: str, replaced: bool, tmp_path: Path) -> None:
+    """A node that died is FAILED in the state; ``never`` leaves it so, the others replace it.
+    (``always`` and ``on-failure`` act alike: every way a node disappears counts as a
+    failure, since no provider reports a clean exit.)"""
+    path = tmp_path / "topology.yaml"
+    path.write_text(json.dumps({"name": "pol", "nodes": {"a": {}, "b": {"restart": policy}},
+                                "edges": ["a -> b"]}))
+    provider = _simulate(path, "pol")
+    provider.kill("b")
+    reconciler = Reconciler(path, providers={"local": provider}, prober=_Answering())
+    report = asyncio.run(reconciler.pass_once())
+    state = state_file_for(path, "pol").load()
+    if replaced:
+        assert [(a.node, a.kind.value) for a in report.applied if a.node == "b"] == [
+            ("b", "replace")]
+        assert "b" not in report.held_back
+        assert "b" in provider.alive.values()
+    else:
+        assert report.held_back == {"b": "restart: never"}
+        assert state.nodes["b"].lifecycle is Lifecycle.FAILED
+        assert state.nodes["b"].history[-1].state is Lifecycle.FAILED
+        assert "b" not in provider.alive.values()
