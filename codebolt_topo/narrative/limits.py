@@ -28,7 +28,7 @@ class Limits:
     max_object_bytes: int = 512 * _MIB
     """Inflated size of one object or one tar member."""
     max_entries: int = 1_000_000
-    """Objects in a pack, or members in a tarball."""
+    """Objects in a pack, members in a tarball, or files one snapshot restores to."""
     max_refs: int = 10_000
     """Refs and prerequisites in a bundle header."""
     max_name_bytes: int = 4096

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import OpenStore
+from dulwich.objects import ShaFile
 from narrative_crafting import blob, bundle_bytes, snapshot_commit, tree_of, write_files
 
 from codebolt_topo.narrative import (
@@ -366,3 +367,29 @@ def test_delta_packs_import_as_sent_and_bad_bases_are_refused(open_store: OpenSt
         with pytest.raises(error):
             other.import_bundle(bad, "peer")
         _untouched(other)
+
+
+def test_tree_bombs_and_deep_nesting_are_refused(open_store: OpenStore) -> None:
+    """Shared subtrees can name exponentially many files from a few objects (a git bomb)."""
+    store = open_store("b")
+    store.limits = Limits(max_entries=1000, max_path_depth=8)
+    content = blob(b"x")
+    level = tree_of({b"f%d" % i: (MODE_FILE, content) for i in range(20)})
+    objects: list[ShaFile] = [content, level]
+    for _ in range(3):  # 20 * 20 * 20 * 20 = 160,000 files from five objects
+        level = tree_of({b"d%d" % i: (MODE_DIR, level) for i in range(20)})
+        objects.append(level)
+    bomb = snapshot_commit(level)
+    with pytest.raises(LimitExceededError, match="files in one snapshot"):
+        store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer")
+    deep = tree_of({b"f": (MODE_FILE, content)})
+    chain: list[ShaFile] = [content, deep]
+    for _ in range(9):
+        deep = tree_of({b"d": (MODE_DIR, deep)})
+        chain.append(deep)
+    nested = snapshot_commit(deep)
+    with pytest.raises(LimitExceededError, match="path depth"):
+        store.import_bundle(bundle_bytes({REF: nested.id}, [*chain, nested]), "peer")
+    _untouched(store)
+    store.limits = Limits(max_entries=160_000, max_path_depth=10)
+    assert store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer").created
