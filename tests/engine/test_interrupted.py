@@ -105,6 +105,8 @@ def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
         recorded = sorted(n.handle["pid"] for n in state.nodes.values())
         assert sorted(_daemons("crash", tmp_path)) == recorded
         assert len(state.nodes) == 4
+        assert {n.lifecycle for n in state.nodes.values()} == {Lifecycle.RUNNING}
+        assert all(n.runtime_hash for n in state.nodes.values()), "a node was left unwired"
     finally:
         destroy_topology(path)
     assert _daemons("crash", tmp_path) == []
