@@ -393,3 +393,38 @@ def test_tree_bombs_and_deep_nesting_are_refused(open_store: OpenStore) -> None:
     _untouched(store)
     store.limits = Limits(max_entries=160_000, max_path_depth=10)
     assert store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer").created
+
+
+def test_restoring_peer_symlinks_never_writes_outside(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    """A snapshot may hold a symlink leading outside; a later snapshot (or an ignored link in
+    the workspace) may put files "under" that name: restore never follows the link."""
+    from codebolt_topo.narrative.safety import MODE_LINK
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = open_store("b")
+    link, evil = blob(b"../../outside"), blob(b"written through the link?")
+    linked = tree_of({b"d": (MODE_LINK, link)})
+    inner = tree_of({b"evil.txt": (MODE_FILE, evil)})
+    under = tree_of({b"d": (MODE_DIR, inner)})
+    first = snapshot_commit(linked)
+    second = snapshot_commit(under, parents=(first.id,))
+    objects: list[ShaFile] = [link, linked, first, evil, inner, under, second]
+    store.import_bundle(bundle_bytes({REF: second.id}, objects), "peer")
+    store.restore(first.id.decode())
+    assert os.readlink(store.workspace / "d") == "../../outside"
+    store.restore(second.id.decode())
+    assert not (store.workspace / "d").is_symlink()
+    assert (store.workspace / "d").is_dir()
+    assert list(outside.iterdir()) == []
+    store.restore(first.id.decode())
+    (store.workspace / "d").unlink()
+    write_files(store.workspace, {".gitignore": "d\n"})
+    (store.workspace / "d").symlink_to(outside)  # ignored by the user's rules, never captured
+    with pytest.raises(NarrativeError):
+        store.restore(second.id.decode())
+    store.restore(second.id.decode(), force=True)
+    assert list(outside.iterdir()) == []
+    assert (store.workspace / "d" / "evil.txt").read_bytes() == b"written through the link?"
