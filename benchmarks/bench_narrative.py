@@ -9,7 +9,8 @@ git (``/usr/local/bin/git`` or ``$GIT``):
 - full bundle vs ``git bundle create --all``; incremental bundle vs ``git bundle create A..B``
 - importing the full bundle into an empty store vs ``git fetch`` of it into an empty repository
 
-It prints figures and ratios (ours / git); it asserts nothing.
+It prints figures and ratios (ours / git), with ``--repeat N`` also the median of N runs; it
+asserts nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -88,7 +90,6 @@ def run(count: int) -> list[tuple[str, float, float]]:
                 store.heads()["refs/narrative/threads/t"],
                 git(ws_git, "rev-parse", "HEAD"),
             )
-            full_bundle = store.export_bundle()
 
             time.sleep(0.1)
             change(ws_ours, 10, 1)
@@ -97,7 +98,8 @@ def run(count: int) -> list[tuple[str, float, float]]:
             theirs = timed(lambda: (git(ws_git, "add", "-A"), git(ws_git, "commit", "-qm", "2")))
             rows.append(("snapshot, 10 changed", ours, theirs))
 
-            ours = timed(store.export_bundle)
+            full: list[bytes] = []  # both sides then import two commits: the same history
+            ours = timed(lambda: full.append(store.export_bundle()))
             theirs = timed(
                 lambda: git(ws_git, "bundle", "create", "-q", str(base / "g.bundle"), "--all")
             )
@@ -113,7 +115,7 @@ def run(count: int) -> list[tuple[str, float, float]]:
 
             (base / "peer").mkdir()
             with NarrativeStore.open(base / "peer-state", base / "peer", "peer") as peer:
-                ours = timed(lambda: peer.import_bundle(full_bundle, "bench"))
+                ours = timed(lambda: peer.import_bundle(full[0], "bench"))
                 git(base, "init", "-q", "--bare", str(base / "peer.git"))
                 git(base / "peer.git", "config", "gc.auto", "0")
                 theirs = timed(
@@ -133,12 +135,24 @@ def run(count: int) -> list[tuple[str, float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, nargs="+", default=[5000, 50000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size; medians printed")
     args = parser.parse_args()
     print(f"git: {git(Path.cwd(), '--version')}")
     for count in args.files:
-        print(f"\n{count} files")
-        print(f"{'operation':<28}{'ours':>10}{'git':>10}{'ours/git':>10}")
-        run(count)
+        runs: list[list[tuple[str, float, float]]] = []
+        for attempt in range(args.repeat):
+            which = f", run {attempt + 1}/{args.repeat}" if args.repeat > 1 else ""
+            print(f"\n{count} files{which}")
+            print(f"{'operation':<28}{'ours':>10}{'git':>10}{'ours/git':>10}")
+            runs.append(run(count))
+        if args.repeat > 1:
+            print(f"\n{count} files, median of {args.repeat} runs (ratio: median of the ratios)")
+            print(f"{'operation':<28}{'ours':>10}{'git':>10}{'ours/git':>10}")
+            for i, (name, _ours, _theirs) in enumerate(runs[0]):
+                ours = statistics.median(r[i][1] for r in runs)
+                theirs = statistics.median(r[i][2] for r in runs)
+                ratio = statistics.median(r[i][1] / r[i][2] for r in runs)
+                print(f"{name:<28}{ours * 1000:>8.0f}ms{theirs * 1000:>8.0f}ms{ratio:>10.2f}")
 
 
 if __name__ == "__main__":
