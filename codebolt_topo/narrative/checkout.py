@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from dulwich.objects import Blob, ShaFile, Tree
 
 from codebolt_topo.narrative.errors import CorruptDataError, DirtyWorkspaceError
-from codebolt_topo.narrative.limits import Limits
+from codebolt_topo.narrative.limits import Limits, check_limit
 from codebolt_topo.narrative.safety import MODE_DIR, MODE_EXEC, MODE_LINK, check_entry_name
 
-__all__ = ["Change", "apply_changes", "diff_trees"]
+__all__ = ["Change", "apply_changes", "bounded_changes", "diff_trees"]
 
 Lookup = Callable[[bytes], ShaFile]
 Leaf = tuple[int, bytes]
@@ -31,11 +31,21 @@ Change = tuple[bytes, Leaf | None, Leaf | None]
 
 
 def diff_trees(
-    get: Lookup, old: bytes | None, new: bytes | None, prefix: bytes = b""
+    get: Lookup,
+    old: bytes | None,
+    new: bytes | None,
+    prefix: bytes = b"",
+    *,
+    max_depth: int | None = None,
 ) -> Iterator[Change]:
-    """Yield every file-level change from tree *old* to tree *new* (either may be ``None``)."""
+    """Yield every file-level change from tree *old* to tree *new* (either may be ``None``).
+
+    With *max_depth*, trees nested deeper raise LimitExceededError before they are read.
+    """
     if old == new:
         return
+    if max_depth is not None:
+        check_limit("path depth", prefix.count(b"/") + 1, max_depth)
     old_entries = _entries(get, old)
     new_entries = _entries(get, new)
     for name in sorted(old_entries.keys() | new_entries.keys()):
@@ -51,11 +61,29 @@ def diff_trees(
                 before[1] if before is not None and before_dir else None,
                 after[1] if after is not None and after_dir else None,
                 path + b"/",
+                max_depth=max_depth,
             )
         yield_old = None if before_dir else before
         yield_new = None if after_dir else after
         if yield_old != yield_new:
             yield path, yield_old, yield_new
+
+
+def bounded_changes(
+    get: Lookup, old: bytes | None, new: bytes | None, limits: Limits
+) -> list[Change]:
+    """:func:`diff_trees` as a list, refused past the limits before anything is written.
+
+    Trees may share subtrees, so a few kilobytes of objects can name exponentially many files (a
+    "git bomb", the tree-shaped decompression bomb); whatever a peer sent, what restore or a
+    tarball export expands stays within ``max_entries`` files and ``max_path_depth`` levels.
+    """
+    changes: list[Change] = []
+    for change in diff_trees(get, old, new, max_depth=limits.max_path_depth):
+        changes.append(change)
+        if len(changes) > limits.max_entries:
+            check_limit("files in one snapshot", len(changes), limits.max_entries)
+    return changes
 
 
 def apply_changes(

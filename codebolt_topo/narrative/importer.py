@@ -4,9 +4,7 @@ Order of operations, which is the whole point of this module:
 
 1. every check that can fail runs first, in memory: ref names, prerequisites present, every tree
    entry (name, mode, no ``.git``), every commit's narrative metadata, every referenced object
-   present in the bundle or the store, every snapshot within the file-count and depth limits
-   once its trees are expanded (:mod:`~codebolt_topo.narrative.expansion`), every tip a commit
-   of the thread its ref names;
+   present in the bundle or the store, every tip a commit of the thread its ref names;
 2. only then, when the store lacks any of them, are the objects written as one pack (a bundle's
    pack as it came, a tarball's objects as a new one); objects without refs are invisible, so a
    crash here changes nothing anyone can see;
@@ -43,7 +41,6 @@ from codebolt_topo.narrative.errors import (
     NarrativeError,
     UnsafeInputError,
 )
-from codebolt_topo.narrative.expansion import Expansion, check_expansion
 from codebolt_topo.narrative.metadata import parse_message
 from codebolt_topo.narrative.names import (
     REMOTES_PREFIX,
@@ -146,10 +143,6 @@ def import_objects(
 
     for obj in parsed.values():
         _check_object(store, obj, incoming.kinds, present)
-    expansion: Expansion = {}
-    for obj in parsed.values():
-        if isinstance(obj, Commit):
-            check_expansion(get, bytes(obj.tree), store.limits, expansion)
     for ref, (thread, sha) in threads.items():
         tip = get(sha)
         if not isinstance(tip, Commit):

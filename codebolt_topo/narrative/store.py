@@ -28,7 +28,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from codebolt_topo.narrative.bundle import Selection, export_bundle, parse_bundle
-from codebolt_topo.narrative.checkout import apply_changes, diff_trees
+from codebolt_topo.narrative.checkout import apply_changes, bounded_changes, diff_trees
 from codebolt_topo.narrative.errors import (
     DirtyWorkspaceError,
     HierarchyError,
@@ -268,7 +268,7 @@ class NarrativeStore:
                 dirty = list(diff_trees(get, self._load_base(), scan.root_tree))
                 if dirty:
                     raise DirtyWorkspaceError([p.decode("utf-8", "replace") for p, _o, _n in dirty])
-            changes = list(diff_trees(get, scan.root_tree, info.tree.encode()))
+            changes = bounded_changes(get, scan.root_tree, info.tree.encode(), self.limits)
             root = os.fsencode(self.workspace)
             apply_changes(root, get, changes, force=force, limits=self.limits)
             started = time.time_ns()

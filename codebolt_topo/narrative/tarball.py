@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 
+from codebolt_topo.narrative.checkout import bounded_changes
 from codebolt_topo.narrative.errors import CorruptDataError
 from codebolt_topo.narrative.hierarchy import SnapshotInfo
 from codebolt_topo.narrative.importer import ImportReport, Incoming, import_objects
@@ -56,7 +57,10 @@ def export_tar(store: NarrativeStore, info: SnapshotInfo) -> bytes:
     odb = store.repo.object_store
     commit = odb[ObjectID(info.commit.encode())]
     assert isinstance(commit, Commit)
-    files = list(_walk(store, bytes(commit.tree), ""))
+    changes = bounded_changes(
+        lambda sha: odb[ObjectID(sha)], None, bytes(commit.tree), store.limits
+    )
+    files = [_file(store, path, leaf) for path, _old, leaf in changes if leaf is not None]
     meta = info.meta
     manifest = {
         "format": FORMAT,
@@ -214,16 +218,7 @@ def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     return member
 
 
-def _walk(store: NarrativeStore, tree_id: bytes, prefix: str) -> list[tuple[str, int, Blob]]:
-    tree = store.repo.object_store[ObjectID(tree_id)]
-    assert isinstance(tree, Tree)
-    out: list[tuple[str, int, Blob]] = []
-    for name, mode, sha in tree.iteritems():
-        path = prefix + name.decode("utf-8", "surrogateescape")
-        if mode == MODE_DIR:
-            out.extend(_walk(store, sha, path + "/"))
-        else:
-            blob = store.repo.object_store[sha]
-            assert isinstance(blob, Blob)
-            out.append((path, mode, blob))
-    return out
+def _file(store: NarrativeStore, path: bytes, leaf: tuple[int, bytes]) -> tuple[str, int, Blob]:
+    blob = store.repo.object_store[ObjectID(leaf[1])]
+    assert isinstance(blob, Blob)
+    return path.decode("utf-8", "surrogateescape"), leaf[0], blob

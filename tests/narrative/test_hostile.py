@@ -369,8 +369,9 @@ def test_delta_packs_import_as_sent_and_bad_bases_are_refused(open_store: OpenSt
         _untouched(other)
 
 
-def test_tree_bombs_and_deep_nesting_are_refused(open_store: OpenStore) -> None:
-    """Shared subtrees can name exponentially many files from a few objects (a git bomb)."""
+def test_tree_bombs_and_deep_nesting_are_never_expanded(open_store: OpenStore) -> None:
+    """Shared subtrees can name exponentially many files from a few objects (a git bomb): such
+    a snapshot may be stored (it is small), but restore and tar export refuse to expand it."""
     store = open_store("b")
     store.limits = Limits(max_entries=1000, max_path_depth=8)
     content = blob(b"x")
@@ -380,19 +381,26 @@ def test_tree_bombs_and_deep_nesting_are_refused(open_store: OpenStore) -> None:
         level = tree_of({b"d%d" % i: (MODE_DIR, level) for i in range(20)})
         objects.append(level)
     bomb = snapshot_commit(level)
+    store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer")
     with pytest.raises(LimitExceededError, match="files in one snapshot"):
-        store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer")
+        store.restore(bomb.id.decode())
+    with pytest.raises(LimitExceededError, match="files in one snapshot"):
+        store.export_tar(bomb.id.decode())
+    assert list(store.workspace.iterdir()) == []
     deep = tree_of({b"f": (MODE_FILE, content)})
     chain: list[ShaFile] = [content, deep]
-    for _ in range(9):
+    for _ in range(2000):  # deeper than Python's recursion limit, too
         deep = tree_of({b"d": (MODE_DIR, deep)})
         chain.append(deep)
-    nested = snapshot_commit(deep)
+    nested = snapshot_commit(deep, thread="deep")
+    deep_ref = b"refs/narrative/threads/deep"
+    store.limits = Limits(max_entries=5000, max_path_depth=8)
+    store.import_bundle(bundle_bytes({deep_ref: nested.id}, [*chain, nested]), "peer")
     with pytest.raises(LimitExceededError, match="path depth"):
-        store.import_bundle(bundle_bytes({REF: nested.id}, [*chain, nested]), "peer")
-    _untouched(store)
-    store.limits = Limits(max_entries=160_000, max_path_depth=10)
-    assert store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer").created
+        store.restore(nested.id.decode(), force=True)
+    with pytest.raises(LimitExceededError, match="path depth"):
+        store.export_tar(nested.id.decode())
+    assert list(store.workspace.iterdir()) == []
 
 
 def test_restoring_peer_symlinks_never_writes_outside(
