@@ -436,3 +436,22 @@ def test_restoring_peer_symlinks_never_writes_outside(
     store.restore(second.id.decode(), force=True)
     assert list(outside.iterdir()) == []
     assert (store.workspace / "d" / "evil.txt").read_bytes() == b"written through the link?"
+
+
+def test_huge_tree_entry_names_are_refused(open_store: OpenStore) -> None:
+    store = open_store("b")
+    store.limits = Limits(max_name_bytes=64)
+    content = blob(b"x")
+    refusals: list[tuple[bytes, type[NarrativeError]]] = [
+        (b"n" * 65, LimitExceededError),
+        (b"ok/" + b"n" * 10, UnsafeInputError),
+    ]
+    for name, error in refusals:
+        tree = tree_of({name: (MODE_FILE, content)})
+        commit = snapshot_commit(tree)
+        with pytest.raises(error):
+            store.import_bundle(bundle_bytes({REF: commit.id}, [content, tree, commit]), "peer")
+    _untouched(store)
+    tree = tree_of({b"n" * 64: (MODE_FILE, content)})
+    commit = snapshot_commit(tree)
+    assert store.import_bundle(bundle_bytes({REF: commit.id}, [content, tree, commit]), "p").created
