@@ -8,7 +8,8 @@ Layout of the state directory (never inside the workspace)::
     lock             flock held by every operation that writes
 
 The user's own ``.git`` is never opened for writing: only ``.git/info/exclude`` is read, for its
-ignore patterns. Transfer (bundles, tarballs) lives in :mod:`~codebolt_topo.narrative.transfer`.
+ignore patterns. Transfer lives in :mod:`~codebolt_topo.narrative.bundle`, ``tarball``, ``receive``
+and ``importer``.
 """
 
 from __future__ import annotations
