@@ -147,9 +147,15 @@ class Reconciler:
         newly_failed = [
             name
             for name, node in state.nodes.items()
-            if not observed[name].alive and node.lifecycle is not Lifecycle.FAILED
+            if not observed[name].alive and not observed[name].clean_exit
+            and node.lifecycle is not Lifecycle.FAILED
         ]
-        if not plan.has_changes and not newly_failed:
+        newly_stopped = [
+            name
+            for name, node in state.nodes.items()
+            if observed[name].clean_exit and node.lifecycle is Lifecycle.RUNNING
+        ]
+        if not plan.has_changes and not newly_failed and not newly_stopped:
             return report
         with state_file.locked("watch", timeout=self.lock_timeout):
             current = state_file.load()
@@ -160,7 +166,10 @@ class Reconciler:
             await engine.remove_orphans(state, providers)
             for name in newly_failed:
                 state.nodes[name].move_to(Lifecycle.FAILED)
-            if newly_failed:
+            for name in newly_stopped:  # stopped out of band, on request: not a failure
+                state.nodes[name].move_to(Lifecycle.STOPPING)
+                state.nodes[name].move_to(Lifecycle.STOPPED)
+            if newly_failed or newly_stopped:
                 state_file.save(state)
             if plan.has_changes:
                 try:
@@ -219,7 +228,10 @@ class Reconciler:
         observed: dict[str, Observation],
         report: PassReport,
     ) -> Plan:
-        """Drop replacements that the restart policy forbids or the backoff delays."""
+        """Drop replacements that the restart policy forbids or the backoff delays.
+
+        ``on-failure`` brings back a node that crashed, hung or vanished, not one that was
+        stopped on request (the provider saw a graceful exit); ``always`` brings back both."""
         now = self.clock()
         kept = []
         for action in plan.actions:
@@ -228,6 +240,10 @@ class Reconciler:
                 policy = validated.topology.nodes[action.node].restart
                 if policy is RestartPolicy.NEVER:
                     report.held_back[action.node] = "restart: never"
+                    continue
+                if policy is RestartPolicy.ON_FAILURE and observed[action.node].clean_exit:
+                    report.held_back[action.node] = (
+                        "restart: on-failure, and it was stopped on request")
                     continue
                 if not self.backoff.ready(action.node, now):
                     wait = self.backoff[action.node].next_try - now

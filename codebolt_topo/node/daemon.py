@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from codebolt_topo.errors import ConfigError
 from codebolt_topo.netaddr import is_loopback
+from codebolt_topo.node.clean_stop import record_clean_stop
 from codebolt_topo.node.config import LaunchConfig
 from codebolt_topo.node.core import NodeCore
 from codebolt_topo.node.server import start_server
@@ -95,5 +96,6 @@ async def _serve(config: LaunchConfig, ready_fd: int | None) -> int:
     await core.close()
     server.close()
     await server.wait_closed()
+    record_clean_stop(config.state_dir)
     log.info("node %s stopped", config.node)
     return 0

@@ -81,6 +81,9 @@ class Observation:
 
     alive: bool
     reason: str = ""
+    #: The node is gone because it was stopped on request (a graceful daemon exit), not because
+    #: it crashed: ``restart: on-failure`` leaves it stopped. False where a provider cannot tell.
+    clean_exit: bool = False
 
 
 class Provider(abc.ABC):

@@ -107,7 +107,9 @@ class DockerProvider(Provider):
         state = attrs.get("State", {})
         if state.get("Running") and not state.get("Paused") and not state.get("Restarting"):
             return Observation(alive=True)
-        return Observation(alive=False, reason=describe_exit(state))
+        clean = (state.get("Status") == "exited" and state.get("ExitCode") == 0
+                 and not state.get("OOMKilled"))  # the daemon stopped gracefully (docker stop)
+        return Observation(alive=False, reason=describe_exit(state), clean_exit=clean)
 
     async def destroy(self, handle: dict[str, Any], *, grace: float = 5.0) -> None:
         if handle.get("id"):

@@ -19,6 +19,7 @@ from typing import Any
 
 from codebolt_topo.capabilities import detected_here
 from codebolt_topo.node.children import CHILDREN_DIR
+from codebolt_topo.node.clean_stop import stopped_cleanly
 from codebolt_topo.node.orphans import reap_children
 from codebolt_topo.providers.base import (
     Category,
@@ -104,6 +105,9 @@ class LocalProvider(Provider):
     async def inspect(self, handle: dict[str, Any]) -> Observation:
         if is_ours(handle):
             return Observation(alive=True)
+        if stopped_cleanly(handle.get("dir"), int(handle["pid"])):
+            return Observation(alive=False, reason=f"process {handle['pid']} stopped on request",
+                               clean_exit=True)
         return Observation(alive=False, reason=f"process {handle['pid']} is gone")
 
     async def destroy(self, handle: dict[str, Any], *, grace: float = 5.0) -> None:

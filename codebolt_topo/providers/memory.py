@@ -32,6 +32,7 @@ class MemoryProvider(Provider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.alive: dict[int, str] = {}
+        self.stopped: set[int] = set()
         self._ids = itertools.count(1)
         self._ports = itertools.count(20000)
 
@@ -43,6 +44,9 @@ class MemoryProvider(Provider):
     async def inspect(self, handle: dict[str, Any]) -> Observation:
         if handle.get("id") in self.alive:
             return Observation(alive=True)
+        if handle.get("id") in self.stopped:
+            return Observation(alive=False, reason=f"memory node {handle.get('id')} stopped",
+                               clean_exit=True)
         return Observation(alive=False, reason=f"memory node {handle.get('id')} is gone")
 
     async def destroy(self, handle: dict[str, Any], *, grace: float = 5.0) -> None:
@@ -56,3 +60,10 @@ class MemoryProvider(Provider):
         for handle_id, name in list(self.alive.items()):
             if name == node:
                 del self.alive[handle_id]
+
+    def stop(self, node: str) -> None:
+        """Make ``node`` exit cleanly, as a stop on request would."""
+        for handle_id, name in list(self.alive.items()):
+            if name == node:
+                del self.alive[handle_id]
+                self.stopped.add(handle_id)

@@ -201,6 +201,7 @@ async def stop_group(handle: Mapping[str, Any], *, grace: float) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGCONT)  # a stopped (hung) group acts on SIGTERM only once resumed
     try:
         await asyncio.wait_for(asyncio.shield(gone), grace)
     except TimeoutError:

@@ -117,18 +117,18 @@ def test_heartbeat_settings_apply_per_topology_and_per_node(tmp_path: Path) -> N
     assert state_file.load().serial == serial  # passes that change nothing write nothing
 
 
-@pytest.mark.parametrize(("policy", "replaced"), [
-    ("never", False), ("on-failure", True), ("always", True)])
+@pytest.mark.parametrize(("policy", "how", "replaced"), [
+    ("never", "crash", False), ("on-failure", "crash", True), ("always", "crash", True),
+    ("never", "stop", False), ("on-failure", "stop", False), ("always", "stop", True)])
 def test_restart_policy_decides_whether_a_dead_node_is_replaced(
-        policy: str, replaced: bool, tmp_path: Path) -> None:
-    """A node that died is FAILED in the state; ``never`` leaves it so, the others replace it.
-    (``always`` and ``on-failure`` act alike: every way a node disappears counts as a
-    failure, since no provider reports a clean exit.)"""
+        policy: str, how: str, replaced: bool, tmp_path: Path) -> None:
+    """A node that crashed is FAILED in the state, one stopped on request STOPPED; ``never``
+    leaves either so, ``on-failure`` replaces only the crashed one, ``always`` both."""
     path = tmp_path / "topology.yaml"
     path.write_text(json.dumps({"name": "pol", "nodes": {"a": {}, "b": {"restart": policy}},
                                 "edges": ["a -> b"]}))
     provider = _simulate(path, "pol")
-    provider.kill("b")
+    provider.kill("b") if how == "crash" else provider.stop("b")
     reconciler = Reconciler(path, providers={"local": provider}, prober=_Answering())
     report = asyncio.run(reconciler.pass_once())
     state = state_file_for(path, "pol").load()
@@ -137,8 +137,14 @@ def test_restart_policy_decides_whether_a_dead_node_is_replaced(
             ("b", "replace")]
         assert "b" not in report.held_back
         assert "b" in provider.alive.values()
-    else:
-        assert report.held_back == {"b": "restart: never"}
-        assert state.nodes["b"].lifecycle is Lifecycle.FAILED
-        assert state.nodes["b"].history[-1].state is Lifecycle.FAILED
-        assert "b" not in provider.alive.values()
+        return
+    expected = "restart: never" if policy == "never" else (
+        "restart: on-failure, and it was stopped on request")
+    assert report.held_back == {"b": expected}
+    lifecycle = Lifecycle.FAILED if how == "crash" else Lifecycle.STOPPED
+    assert state.nodes["b"].lifecycle is lifecycle
+    assert state.nodes["b"].history[-1].state is lifecycle
+    assert "b" not in provider.alive.values()
+    again = asyncio.run(reconciler.pass_once())  # level-triggered: the next pass agrees
+    assert again.held_back == {"b": expected}
+    assert all(action.node != "b" for action in again.applied)
