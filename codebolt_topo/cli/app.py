@@ -448,8 +448,8 @@ def exec_(
         str | None,
         typer.Option(
             "--snapshot",
-            help="before|after|both: snapshot each target's "
-            "workspace around the command (client-side sequencing).",
+            help="before|after|both: each target records its "
+            "workspace in its narrative store around the command (same request).",
         ),
     ] = None,
     objective: Annotated[str | None, typer.Option("--objective", help="With --snapshot.")] = None,
@@ -461,31 +461,18 @@ def exec_(
 
     data = sys.stdin.buffer.read() if stdin else None
 
-    def body(argv: list[str], entry: str | None, every: bool,
-             select: list[str] | None = None) -> int:
-        return run_exec(
-            argv,
-            from_node=entry,
-            timeout=timeout,
-            all_nodes=every,
-            shell=shell,
-            stdin=data,
-            requires=select,
-        )
-
-    if snapshot is None:
-        raise typer.Exit(body(args, from_node, all_nodes, requires or None))
-    from codebolt_topo.cli.narrative import exec_with_snapshots
+    from codebolt_topo.cli.narrative import snapshot_request
 
     raise typer.Exit(
-        exec_with_snapshots(
+        run_exec(
             args,
-            when=snapshot,
-            tag=(objective, thread, run),
             from_node=from_node,
+            timeout=timeout,
             all_nodes=all_nodes,
-            body=body,
-            requires=requires,
+            shell=shell,
+            stdin=data,
+            requires=requires or None,
+            snapshot=snapshot_request(snapshot, objective, thread, run),
         )
     )
 

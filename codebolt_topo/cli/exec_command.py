@@ -13,12 +13,12 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from codebolt_topo.errors import ConfigError
 
 if TYPE_CHECKING:
-    from codebolt_topo.client import Exit, Failed
+    from codebolt_topo.client import Exit, Failed, SnapshotRequest
 
 __all__ = ["parse_exec_args", "run_exec"]
 
@@ -76,6 +76,7 @@ async def _stream(
     shell: bool,
     timeout: float | None,
     stdin: bytes | None,
+    snapshot: SnapshotRequest | None = None,
 ) -> int:
     from codebolt_topo.client import Exit, Failed, NodeClient, Notification, Output, Started
 
@@ -89,6 +90,7 @@ async def _stream(
             shell=" ".join(command) if shell else None,
             timeout=timeout,
             stdin=stdin,
+            snapshot=snapshot,
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(handle.cancel()))
@@ -98,6 +100,9 @@ async def _stream(
                     prefixer.write(streams[event.stream], event.node, event.stream, event.data)
                 elif isinstance(event, Exit):
                     codes[event.node] = _exit_status(event)
+                    for taken in event.snapshots:
+                        print(f"[{event.node}] {_describe_snapshot(taken)}", file=sys.stderr,
+                              flush=True)
                     if event.timed_out:
                         print(f"error: node {event.node!r}: timed out after {timeout} s, killed",
                               file=sys.stderr, flush=True)
@@ -116,6 +121,13 @@ async def _stream(
             loop.remove_signal_handler(signal.SIGINT)
             prefixer.flush(streams)
     return next((code for code in codes.values() if code != 0), 0)
+
+
+def _describe_snapshot(taken: dict[str, Any]) -> str:
+    if "error" in taken:
+        return f"snapshot ({taken.get('when')}) failed: {taken['error']}"
+    commit = str(taken.get("commit"))[:12]
+    return f"snapshot {taken.get('snapshot_id')} ({commit}) {taken.get('name')!r}"
 
 
 def _describe_failure(event: Failed) -> str:
@@ -150,8 +162,12 @@ def run_exec(
     shell: bool,
     requires: list[str] | None = None,
     stdin: bytes | None = None,
+    snapshot: SnapshotRequest | None = None,
 ) -> int:
-    """Resolve the entry node from the state file, send the command, stream until it ends."""
+    """Resolve the entry node from the state file, send the command, stream until it ends.
+
+    With ``snapshot`` each executing node records its workspace around the command, in the
+    same request (``Exit.snapshots``), and each snapshot is reported on stderr."""
     from codebolt_topo.engine.entry import resolve_entry
 
     file, rest = parse_exec_args(args)
@@ -177,6 +193,6 @@ def run_exec(
     return asyncio.run(
         _stream(
             entry.node, entry.url, entry.token, entry.targets, rest,
-            shell=shell, timeout=timeout, stdin=stdin,
+            shell=shell, timeout=timeout, stdin=stdin, snapshot=snapshot,
         )
     )

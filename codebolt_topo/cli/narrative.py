@@ -11,13 +11,15 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-__all__ = ["exec_with_snapshots", "narrative_app", "render_log", "run_sync"]
+if TYPE_CHECKING:
+    from codebolt_topo.client import SnapshotRequest
+
+__all__ = ["narrative_app", "render_log", "run_sync", "snapshot_request"]
 
 narrative_app = typer.Typer(
     help="Snapshots of a workspace (local, or a node's with --node): snapshot, log, restore, "
@@ -234,60 +236,24 @@ def run_sync(file: Path, edges: list[str] | None) -> None:
     print(f"sync complete: {len(report.transfers)} transfer(s), {report.bytes} bytes")
 
 
-def exec_with_snapshots(
-    args: list[str],
-    *,
-    when: str,
-    tag: tuple[str | None, str | None, str | None],
-    from_node: str | None,
-    all_nodes: bool,
-    body: Callable[[list[str], str | None, bool], int],
-    requires: list[str] | None = None,
-) -> int:
-    """``codebolt exec --snapshot before|after|both``: snapshot each target, run, snapshot.
+def snapshot_request(when: str | None, objective: str | None, thread: str | None,
+                     run: str | None) -> SnapshotRequest | None:
+    """``codebolt exec --snapshot before|after|both --objective O --thread T --run R`` as the
+    request's :class:`~codebolt_topo.client.SnapshotRequest` (None without ``--snapshot``).
 
-    Client-side sequencing: three requests, not one atomic one (see engine.sync.snapshot_nodes).
-    *tag* is (objective, thread, run); the after-snapshot is taken whatever the exit status, so
-    a failed run comes back as history too. A ``--requires`` selector is resolved once, here, and
-    *body* runs on exactly the nodes that are snapshotted: ``body(args, from_node, all_nodes)``
-    gets the arguments with the chosen targets written in.
-    """
-    import asyncio
-
-    from codebolt_topo.cli.exec_command import parse_exec_args
-    from codebolt_topo.engine.entry import resolve_entry
-    from codebolt_topo.engine.sync import snapshot_nodes
+    Each executing node takes the snapshots itself, around its job and in the same request, so
+    they bracket exactly the run they describe; the after-snapshot is taken whatever the exit
+    status, so a failed run comes back as history too."""
+    from codebolt_topo.client import SnapshotRequest
     from codebolt_topo.errors import ConfigError
 
-    objective, thread, run = tag
+    if when is None:
+        if objective or thread or run:
+            raise ConfigError("--objective, --thread and --run go with --snapshot")
+        return None
     if when not in ("before", "after", "both"):
         raise ConfigError(f"--snapshot must be before, after or both, not {when!r}")
     if not (objective and thread and run):
         raise ConfigError("--snapshot needs --objective, --thread and --run")
-    file, rest = parse_exec_args(args)
-    if requires:
-        from codebolt_topo.engine.select import select_targets
+    return SnapshotRequest(objective, thread, run, when)  # type: ignore[arg-type]
 
-        from_node, chosen = asyncio.run(
-            select_targets(file, requires, from_node=from_node, every=all_nodes)
-        )
-        rest = [",".join(chosen), *rest]
-        args, all_nodes = [str(file), *rest], False
-    targets = None if all_nodes or not rest else [t for t in rest[0].split(",") if t]
-    entry = resolve_entry(file, targets, from_node=from_node, all_nodes=all_nodes)
-    command = " ".join(rest[2:] if rest[1:2] == ["--"] else rest[1:])[:200]
-
-    def take(label: str) -> None:
-        infos = asyncio.run(
-            snapshot_nodes(file, entry.targets, objective, thread, run, name=label)
-        )
-        for node, info in infos.items():
-            print(f"[{node}] snapshot {info['snapshot_id']} ({info['commit'][:12]}) {label!r}",
-                  file=sys.stderr, flush=True)
-
-    if when in ("before", "both"):
-        take(f"before: {command}")
-    code = body(args, from_node, all_nodes)
-    if when in ("after", "both"):
-        take(f"after: {command} (exit {code})")
-    return code

@@ -29,9 +29,10 @@ from codebolt_topo.client.events import (
     NodeResult,
     Notification,
     Output,
+    SnapshotRequest,
     Started,
 )
 from codebolt_topo.client.handle import ExecHandle
 
 __all__ = ["Event", "ExecHandle", "ExecResult", "Exit", "Failed", "NodeClient", "NodeResult",
-           "Notification", "Output", "Started"]
+           "Notification", "Output", "SnapshotRequest", "Started"]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from codebolt_topo.client.events import SnapshotRequest
 from codebolt_topo.client.handle import ExecHandle, TargetProgress
 from codebolt_topo.errors import ExecError
 from codebolt_topo.node.config import RuntimeConfig
@@ -81,8 +82,12 @@ class NodeClient:
     async def exec(self, target: str | list[str], argv: list[str] | None = None,
                    shell: str | None = None, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, timeout: float | None = None,
-                   stdin: bytes | None = None, request_id: str | None = None) -> ExecHandle:
+                   stdin: bytes | None = None, request_id: str | None = None,
+                   snapshot: SnapshotRequest | None = None) -> ExecHandle:
         """Start ``argv`` (or ``shell``) on ``target`` (a node or a list); returns at once.
+
+        ``snapshot`` has each executing node record its workspace around the job (see
+        :class:`SnapshotRequest`); the snapshots come back in the target's :class:`Exit`.
 
         ``request_id`` (default: a fresh one) makes the request idempotent: the same id sent
         again, from any client, runs once and streams the same result; with another payload it
@@ -98,6 +103,8 @@ class NodeClient:
             msg["argv"] = list(argv)
         else:
             msg["shell"] = shell
+        if snapshot is not None:
+            msg["snapshot"] = snapshot.to_wire()
         msg["digest"] = fingerprint(msg)
         link = await self.link()
         names = [target] if isinstance(target, str) else list(dict.fromkeys(target))

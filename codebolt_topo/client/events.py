@@ -9,7 +9,28 @@ from typing import Any, Literal
 from codebolt_topo.errors import ExecError
 
 __all__ = ["Event", "ExecResult", "Exit", "Failed", "NodeResult", "Notification", "Output",
-           "Started"]
+           "SnapshotRequest", "Started"]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRequest:
+    """Ask the executing node to record its workspace ``before``, ``after`` or ``both`` (around
+    the job), under the caller's objective, thread and run; the result is :attr:`Exit.snapshots`.
+    ``name`` names the snapshots (default: the command, and the exit status after)."""
+
+    objective: str
+    thread: str
+    run: str
+    when: Literal["before", "after", "both"] = "both"
+    name: str | None = None
+
+    def to_wire(self) -> dict[str, str]:
+        """The ``snapshot`` field of an ``exec`` (``docs/protocol.md``)."""
+        wire = {"when": self.when, "objective": self.objective, "thread": self.thread,
+                "run": self.run}
+        if self.name:
+            wire["name"] = self.name
+        return wire
 
 
 
@@ -43,7 +64,11 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class Exit:
-    """A job ended: ``code`` (None when killed by ``signal``), duration in seconds."""
+    """A job ended: ``code`` (None when killed by ``signal``), duration in seconds.
+
+    ``snapshots``: what the node recorded for a :class:`SnapshotRequest`, in order; each is the
+    narrative store's description (``snapshot_id``, ``commit``, ``name``, ``objective``, ``thread``,
+    ``run``, …) with ``when``, or ``when`` and ``error`` where it could not be taken."""
 
     node: str
     code: int | None
@@ -51,6 +76,7 @@ class Exit:
     duration: float
     timed_out: bool
     cancelled: bool
+    snapshots: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

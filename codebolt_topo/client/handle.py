@@ -256,7 +256,8 @@ class ExecHandle:
                 put(exc)
                 return
             put(Exit(msg["node"], msg.get("code"), msg.get("signal"), msg.get("duration", 0.0),
-                     msg.get("timed_out", False), msg.get("cancelled", False)))
+                     msg.get("timed_out", False), msg.get("cancelled", False),
+                     tuple(msg.get("snapshots", ()))))
         elif kind == "error":
             self._error(msg)
         elif kind == "notify":

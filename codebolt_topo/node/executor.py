@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import signal as signals
 import time
 from collections.abc import Coroutine, Iterable, Mapping
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 from codebolt_topo.errors import ExecError, ProtocolError
 from codebolt_topo.node.child import Child, spawn
 from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDOUT
+from codebolt_topo.node.snapshots import label, take_snapshot, wanted
 
 __all__ = ["KILL_GRACE", "LINGER_GRACE", "LocalJob", "Sink", "parse_signal"]
 
@@ -130,6 +132,8 @@ class LocalJob:
         self._outputs = (-1, -1)
         self.cancelled = False
         self.timed_out = False
+        self._snapshot_spec: dict[str, Any] | None = request.get("snapshot")
+        self._snapshots: list[dict[str, Any]] = []
 
     @property
     def pid(self) -> int:
@@ -151,6 +155,8 @@ class LocalJob:
         env = {**self._base_env, **req.get("env", {}), "CODEBOLT_NOTIFY_FD": str(write_fd),
                "CODEBOLT_REQUEST_ID": self.request_id}
         wants_stdin = bool(req.get("stdin"))
+        if wanted(self._snapshot_spec, "before"):
+            await self._snapshot("before")
         try:
             self._proc = await spawn(argv, cwd=cwd, env=env, stdout=out_w, stderr=err_w,
                                      with_stdin=wants_stdin, pass_fds=(write_fd,))
@@ -218,12 +224,28 @@ class LocalJob:
             self._killpg(signals.SIGKILL)
         code = proc.returncode
         assert code is not None
-        return {"t": "exit", "node": self.node,
-                "code": code if code >= 0 else None,
-                "signal": signals.Signals(-code).name if code < 0 else None,
-                "duration": round(time.monotonic() - self._started, 6),
-                "timed_out": self.timed_out, "cancelled": self.cancelled,
-                "stdout_bytes": counts[STDOUT], "stderr_bytes": counts[STDERR]}
+        exit_message: dict[str, Any] = {"t": "exit", "node": self.node,
+            "code": code if code >= 0 else None,
+            "signal": signals.Signals(-code).name if code < 0 else None,
+            "duration": round(time.monotonic() - self._started, 6),
+            "timed_out": self.timed_out, "cancelled": self.cancelled,
+            "stdout_bytes": counts[STDOUT], "stderr_bytes": counts[STDERR]}
+        if wanted(self._snapshot_spec, "after"):
+            await self._snapshot("after", code)
+        if self._snapshots:
+            exit_message["snapshots"] = self._snapshots
+        return exit_message
+
+    async def _snapshot(self, moment: str, code: int | None = None) -> None:
+        """Record the workspace for the request's ``snapshot`` (see ``node/snapshots.py``)."""
+        spec = self._snapshot_spec
+        assert spec is not None
+        req = self._request
+        command = req["shell"] if "shell" in req else shlex.join(req["argv"])
+        env = {**self._base_env, **req.get("env", {})}
+        self._snapshots.append(await take_snapshot(
+            spec, moment, label(spec, moment, command, code), workspace=self._workspace,
+            env=env))
 
     async def _linger(self, readers: Iterable[asyncio.Future[None]]
                       ) -> set[asyncio.Future[None]]:

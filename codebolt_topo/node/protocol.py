@@ -28,6 +28,7 @@ __all__ = [
     "HEADER",
     "HEADER_SIZE",
     "MAX_MESSAGE_SIZE",
+    "SNAPSHOT_WHEN",
     "STDERR",
     "STDIN",
     "STDOUT",
@@ -84,7 +85,7 @@ _SCHEMA: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
              "shell": (_STR, False), "env": (_DICT, False), "cwd": (_OPT_STR, False),
              "timeout": ((int, float, type(None)), False), "stdin": ((bool,), False),
              "hops": (_INT, False), "path": (_LIST, False), "origin": (_STR, False),
-             "digest": (_STR, False), "resume": (_DICT, False)},
+             "digest": (_STR, False), "resume": (_DICT, False), "snapshot": (_DICT, False)},
     "attach": {"id": (_STR, True), "target": ((str, list), True), "hops": (_INT, False),
                "path": (_LIST, False), "origin": (_STR, False), "resume": (_DICT, False)},
     "ack": {"ch": (_INT, True), "stdout": (_INT, True), "stderr": (_INT, True)},
@@ -103,7 +104,7 @@ _SCHEMA: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
              "signal": (_OPT_STR, False), "duration": ((int, float), False),
              "timed_out": ((bool,), False), "cancelled": ((bool,), False),
              "stdout_bytes": (_INT, False), "stderr_bytes": (_INT, False),
-             "id": (_STR, False), "done": ((bool,), False)},
+             "id": (_STR, False), "done": ((bool,), False), "snapshots": (_LIST, False)},
     "error": {"id": (_OPT_STR, False), "node": (_OPT_STR, False), "hop": (_OPT_STR, False),
               "code": (_STR, True), "message": (_STR, True), "ch": (_INT, False),
               "done": ((bool,), False)},
@@ -172,13 +173,16 @@ def resume_offsets(message: dict[str, Any], node: str) -> tuple[int, int]:
 
 def fingerprint(message: dict[str, Any]) -> str:
     """Digest of what an ``exec`` asks for: the same request id with another digest is a
-    ``conflict``. It covers the command, env, cwd, timeout, stdin flag and the full target list
-    (computed where the request enters, so later hops that split targets keep it unchanged)."""
+    ``conflict``. It covers the command, env, cwd, timeout, stdin flag, the snapshots asked for
+    and the full target list (computed where the request enters, so later hops that split
+    targets keep it unchanged)."""
     payload = {key: message.get(key) for key in ("argv", "shell", "env", "cwd", "timeout")}
     payload["stdin"] = bool(message.get("stdin"))
     payload["target"] = targets_of(message)
     if payload["env"] == {}:
         payload["env"] = None
+    if message.get("snapshot"):
+        payload["snapshot"] = message["snapshot"]
     return hashlib.sha256(_CANONICAL.encode(payload).encode()).hexdigest()[:32]
 
 
@@ -194,6 +198,22 @@ def _check_exec(message: dict[str, Any]) -> None:
         raise ProtocolError("exec: 'env' values must be strings")
     if not all(isinstance(p, str) for p in message.get("path", ())):
         raise ProtocolError("exec: 'path' must be a list of node names")
+    if "snapshot" in message:
+        _check_snapshot(message["snapshot"])
+
+
+SNAPSHOT_WHEN: Final = ("before", "after", "both")
+
+
+def _check_snapshot(spec: dict[str, Any]) -> None:
+    """``snapshot: {when, objective, thread, run[, name]}`` (see ``node/snapshots.py``)."""
+    if spec.get("when") not in SNAPSHOT_WHEN:
+        raise ProtocolError(f"exec: snapshot 'when' must be one of {', '.join(SNAPSHOT_WHEN)}")
+    for key in ("objective", "thread", "run"):
+        if not isinstance(spec.get(key), str) or not spec[key]:
+            raise ProtocolError(f"exec: snapshot {key!r} must be a non-empty string")
+    if not isinstance(spec.get("name", ""), str):
+        raise ProtocolError("exec: snapshot 'name' must be a string")
 
 
 def targets_of(message: dict[str, Any]) -> list[str]:

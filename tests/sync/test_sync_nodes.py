@@ -165,8 +165,8 @@ def test_exec_snapshots_around_the_command_and_cli_sync(net: Net) -> None:
     assert done.stderr.count("[b] snapshot ") == 2
     [thread] = [t for o in net.call("b", "log") for t in o["threads"] if t["id"] == "ex"]
     names = [s["name"] for s in thread["runs"][0]["snapshots"]]
-    assert names == ["before: sh -c echo ran > out.txt; exit 3",
-                     "after: sh -c echo ran > out.txt; exit 3 (exit 3)"]
+    assert names == ["before: sh -c 'echo ran > out.txt; exit 3'",
+                     "after: sh -c 'echo ran > out.txt; exit 3' (exit 3)"]
     synced = cli("sync", "topology.yaml", "b->c")
     assert synced.returncode == 0, synced.stderr
     assert "b->c push b => c:" in synced.stdout
