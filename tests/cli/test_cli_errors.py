@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import codebolt
 
 from codebolt_topo.engine.statefile import StateFile
-
-
-def codebolt(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codebolt_topo.cli.main", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
-        input=stdin if stdin is not None else "",
-    )
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli_errors import codebolt
+from cli_helpers import applied_through_the_cli, codebolt
 
 from codebolt_topo.engine.statefile import StateFile, atomic_write
 
@@ -26,14 +26,8 @@ edges: [a -> b -> c, a -> x]
 
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("cli")
-    (directory / "topology.yaml").write_text(TOPOLOGY)
-    result = codebolt("apply", "--auto-approve", cwd=directory)
-    try:
-        assert result.returncode == 0, result.stderr
+    with applied_through_the_cli(tmp_path_factory, "cli", TOPOLOGY) as directory:
         yield directory
-    finally:
-        codebolt("destroy", "--auto-approve", cwd=directory)
 
 
 def test_output_streams_split_and_exit_code_propagates(applied: Path) -> None:

@@ -14,13 +14,13 @@ import pty
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import applied_through_the_cli, codebolt
 
 from codebolt_topo.engine.statefile import StateFile
 from codebolt_topo.node.testing import process_running
@@ -38,29 +38,10 @@ edges: [a -> b -> c, b -> d]
 """
 
 
-def codebolt(*args: str, cwd: Path, env: dict[str, str] | None = None,
-             stdin: int | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI; ``stdin`` (a descriptor) replaces the default empty, non-tty input."""
-    return subprocess.run(
-        [sys.executable, "-m", "codebolt_topo.cli.main", *args],
-        cwd=cwd, capture_output=stdin is None, text=True, timeout=120,
-        input="" if stdin is None else None, stdin=stdin,
-        stdout=None if stdin is None else subprocess.PIPE,
-        stderr=None if stdin is None else subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-
-
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("issue2")
-    (directory / "topology.yaml").write_text(TOPOLOGY)
-    result = codebolt("apply", "--auto-approve", cwd=directory)
-    try:
-        assert result.returncode == 0, result.stderr
+    with applied_through_the_cli(tmp_path_factory, "issue2", TOPOLOGY) as directory:
         yield directory
-    finally:
-        codebolt("destroy", "--auto-approve", cwd=directory)
 
 
 def test_detailed_exitcode_is_0_without_changes_and_1_on_error(applied: Path,

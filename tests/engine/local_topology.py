@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from codebolt_topo.client import ExecResult, NodeClient
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
+from codebolt_topo.engine.reconcile import Reconciler
 from codebolt_topo.model.state import State
 from codebolt_topo.node.testing import process_running
 from codebolt_topo.plan.validate import ValidatedTopology, validate_file
@@ -76,6 +78,24 @@ def applied_topology(path: Path) -> Iterator[Applied]:
         assert held == {}, f"ports still listening after destroy: {held}"
         runtime_dir = state_file_for(path, applied.validated.topology.name).runtime_dir
         assert not runtime_dir.exists(), f"runtime files left after destroy: {runtime_dir}"
+
+
+def held_back_during(reconciler: Reconciler, seconds: float) -> list[str]:
+    """Run reconciler passes (0.1 s apart) for ``seconds``; every ``node: why`` it held back."""
+
+    async def passes() -> list[str]:
+        held: list[str] = []
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < seconds:
+                report = await reconciler.pass_once()
+                held += [f"{n}: {why}" for n, why in report.held_back.items()]
+                await asyncio.sleep(0.1)
+        finally:
+            await reconciler.prober.close()
+        return held
+
+    return asyncio.run(passes())
 
 
 def copy_example(name: str, directory: Path) -> Path:

@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-from local_topology import Applied, applied_topology, daemons_under, listening_under
+from local_topology import (
+    Applied,
+    applied_topology,
+    daemons_under,
+    held_back_during,
+    listening_under,
+)
 
 from codebolt_topo.client import Exit, Failed, NodeClient, Output
 from codebolt_topo.engine.operations import (
@@ -206,20 +212,7 @@ def test_a_node_whose_start_always_fails_backs_off_and_the_others_run(tmp_path: 
         messages: list[str] = []
         reconciler = Reconciler(path, report=messages.append, backoff_base=0.2,
                                 backoff_cap=0.8)
-
-        async def passes() -> list[str]:
-            held: list[str] = []
-            try:
-                start = time.monotonic()
-                while time.monotonic() - start < 4:
-                    report = await reconciler.pass_once()
-                    held += [f"{n}: {why}" for n, why in report.held_back.items()]
-                    await asyncio.sleep(0.1)
-            finally:
-                await reconciler.prober.close()
-            return held
-
-        held = asyncio.run(passes())
+        held = held_back_during(reconciler, 4.0)
         state = topo.state
         assert state.nodes["c"].lifecycle is Lifecycle.RUNNING
         assert topo.pids()["c"] != victim

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from local_topology import applied_topology
+from local_topology import applied_topology, held_back_during
 
 from codebolt_topo.engine.operations import state_file_for
 from codebolt_topo.engine.reconcile import Reconciler
@@ -151,19 +151,7 @@ def test_a_node_that_never_starts_backs_off_without_starving_the_others(tmp_path
             os.kill(old["c"], signal.SIGKILL)
             messages: list[str] = []
             reconciler = Reconciler(path, report=messages.append, backoff_base=0.2, backoff_cap=0.8)
-
-            async def passes() -> list[str]:
-                held: list[str] = []
-                try:
-                    for _ in range(12):
-                        report = await reconciler.pass_once()
-                        held += [f"{n}: {why}" for n, why in report.held_back.items()]
-                        await asyncio.sleep(0.1)
-                finally:
-                    await reconciler.prober.close()
-                return held
-
-            held = asyncio.run(passes())
+            held = held_back_during(reconciler, 2.0)
             assert topo.pids()["c"] != old["c"], "c was starved by b's failures"
             assert topo.run("c", ["true"])["c"].exit is not None
             failures = [m for m in messages if m.startswith("b: start failed")]
