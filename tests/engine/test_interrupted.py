@@ -164,7 +164,7 @@ def test_apply_killed_at_each_phase_converges_on_rerun(serial: int, tmp_path: Pa
                                     serial)
         if killed_at < 12:
             break
-        destroy_topology(path)
+        destroy_topology(path)  # also after the last try: a failed test leaves no daemons
     assert killed_at < 12, "the apply finished each time: nothing was interrupted"
     state_file.load()
     try:  # the kernel drops a SIGKILLed holder's lock; a child mid-spawn may hold it a moment
