@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +79,16 @@ def applied_topology(path: Path) -> Iterator[Applied]:
         assert held == {}, f"ports still listening after destroy: {held}"
         runtime_dir = state_file_for(path, applied.validated.topology.name).runtime_dir
         assert not runtime_dir.exists(), f"runtime files left after destroy: {runtime_dir}"
+
+
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port held by a listening socket for the block: a node told to use it cannot
+    start."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        yield blocker.getsockname()[1]
 
 
 def held_back_during(reconciler: Reconciler, seconds: float) -> list[str]:

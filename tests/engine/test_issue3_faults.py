@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from local_topology import (
     daemons_under,
     held_back_during,
     listening_under,
+    taken_port,
 )
 
 from codebolt_topo.client import Exit, Failed, NodeClient, Output
@@ -187,45 +187,41 @@ def test_plan_shows_a_killed_node_as_replace_and_apply_is_one_pass(tmp_path: Pat
 
 
 def test_a_node_whose_start_always_fails_backs_off_and_the_others_run(tmp_path: Path) -> None:
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    port = blocker.getsockname()[1]
     path = tmp_path / "topology.yaml"
-    path.write_text(
-        "name: heal\nheartbeat: {interval: 200ms, timeout: 200ms}\n"
-        f"nodes: {{a: {{}}, b: {{port: {port}}}, c: {{}}}}\nedges: [a -> b, a -> c]\n")
-    state_file = state_file_for(path, "heal")
-    try:
-        with pytest.raises(ApplyError) as caught:
-            apply_topology(path)
-        # (1) the error names the node and why
-        assert "node 'b'" in str(caught.value), caught.value
-        assert str(port) in str(caught.value), caught.value
-        topo = Applied(path=path, validated=validate_file(path))
-        state = topo.state
-        assert state.nodes["b"].lifecycle is Lifecycle.FAILED
-        assert {state.nodes[n].lifecycle for n in ("a", "c")} == {Lifecycle.RUNNING}
-        # (2) the others are unaffected and healed while b backs off
-        victim = topo.pids()["c"]
-        os.kill(victim, signal.SIGKILL)
-        messages: list[str] = []
-        reconciler = Reconciler(path, report=messages.append, backoff_base=0.2,
-                                backoff_cap=0.8)
-        held = held_back_during(reconciler, 4.0)
-        state = topo.state
-        assert state.nodes["c"].lifecycle is Lifecycle.RUNNING
-        assert topo.pids()["c"] != victim
-        assert topo.run("c", ["true"])["c"].exit is not None
-        failed = [m for m in messages if m.startswith("b: start failed")]
-        assert len(failed) >= 2, messages
-        assert any(h.startswith("b: backing off") for h in held), held
-        # the failed starts left no daemon for b behind
-        recorded = sorted(topo.pids()[n] for n in ("a", "c"))
-        assert sorted(daemons_under(tmp_path)) == recorded
-    finally:
-        blocker.close()
-        destroy_topology(path)
+    with taken_port() as port:
+        path.write_text(
+            "name: heal\nheartbeat: {interval: 200ms, timeout: 200ms}\n"
+            f"nodes: {{a: {{}}, b: {{port: {port}}}, c: {{}}}}\nedges: [a -> b, a -> c]\n")
+        state_file = state_file_for(path, "heal")
+        try:
+            with pytest.raises(ApplyError) as caught:
+                apply_topology(path)
+            # (1) the error names the node and why
+            assert "node 'b'" in str(caught.value), caught.value
+            assert str(port) in str(caught.value), caught.value
+            topo = Applied(path=path, validated=validate_file(path))
+            state = topo.state
+            assert state.nodes["b"].lifecycle is Lifecycle.FAILED
+            assert {state.nodes[n].lifecycle for n in ("a", "c")} == {Lifecycle.RUNNING}
+            # (2) the others are unaffected and healed while b backs off
+            victim = topo.pids()["c"]
+            os.kill(victim, signal.SIGKILL)
+            messages: list[str] = []
+            reconciler = Reconciler(path, report=messages.append, backoff_base=0.2,
+                                    backoff_cap=0.8)
+            held = held_back_during(reconciler, 4.0)
+            state = topo.state
+            assert state.nodes["c"].lifecycle is Lifecycle.RUNNING
+            assert topo.pids()["c"] != victim
+            assert topo.run("c", ["true"])["c"].exit is not None
+            failed = [m for m in messages if m.startswith("b: start failed")]
+            assert len(failed) >= 2, messages
+            assert any(h.startswith("b: backing off") for h in held), held
+            # the failed starts left no daemon for b behind
+            recorded = sorted(topo.pids()[n] for n in ("a", "c"))
+            assert sorted(daemons_under(tmp_path)) == recorded
+        finally:
+            destroy_topology(path)
     # (4) nothing left
     assert daemons_under(tmp_path) == []
     assert not state_file.runtime_dir.exists()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
 import pytest
-from local_topology import applied_topology, held_back_during
+from local_topology import applied_topology, held_back_during, taken_port
 
 from codebolt_topo.engine.operations import state_file_for
 from codebolt_topo.engine.reconcile import Reconciler
@@ -134,31 +133,24 @@ def test_restart_never_leaves_the_node_failed(tmp_path: Path) -> None:
 
 
 def test_a_node_that_never_starts_backs_off_without_starving_the_others(tmp_path: Path) -> None:
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    port = blocker.getsockname()[1]
     path = tmp_path / "topology.yaml"
     path.write_text(
         "name: heal\nheartbeat: {interval: 200ms, timeout: 200ms}\n"
         "nodes: {a: {}, b: {}, c: {}}\nedges: [a -> b, a -> c]\n"
     )
-    try:
-        with applied_topology(path) as topo:
-            old = topo.pids()
-            # b will come back on a port that is taken: it can never start again.
-            path.write_text(path.read_text().replace("b: {}", f"b: {{port: {port}}}"))
-            os.kill(old["c"], signal.SIGKILL)
-            messages: list[str] = []
-            reconciler = Reconciler(path, report=messages.append, backoff_base=0.2, backoff_cap=0.8)
-            held = held_back_during(reconciler, 2.0)
-            assert topo.pids()["c"] != old["c"], "c was starved by b's failures"
-            assert topo.run("c", ["true"])["c"].exit is not None
-            failures = [m for m in messages if m.startswith("b: start failed")]
-            assert len(failures) >= 2, messages
-            assert any(h.startswith("b: backing off") for h in held), held
-    finally:
-        blocker.close()
+    with taken_port() as port, applied_topology(path) as topo:
+        old = topo.pids()
+        # b will come back on a port that is taken: it can never start again.
+        path.write_text(path.read_text().replace("b: {}", f"b: {{port: {port}}}"))
+        os.kill(old["c"], signal.SIGKILL)
+        messages: list[str] = []
+        reconciler = Reconciler(path, report=messages.append, backoff_base=0.2, backoff_cap=0.8)
+        held = held_back_during(reconciler, 2.0)
+        assert topo.pids()["c"] != old["c"], "c was starved by b's failures"
+        assert topo.run("c", ["true"])["c"].exit is not None
+        failures = [m for m in messages if m.startswith("b: start failed")]
+        assert len(failures) >= 2, messages
+        assert any(h.startswith("b: backing off") for h in held), held
 
 
 def test_stream_survives_kill_9_of_the_forwarding_node_while_watch_heals(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from codebolt_topo.providers.hybrid import HybridProvider
 from codebolt_topo.providers.memory import MemoryProvider
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from local_topology import applied_topology
+from local_topology import applied_topology, taken_port
 
 
 class Broken(MemoryProvider):
@@ -162,10 +161,7 @@ def test_placement_settings_are_validated() -> None:
 
 @pytest.mark.slow
 def test_real_local_nodes_fall_back_when_the_port_is_taken(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         path = tmp_path / "topology.yaml"
         path.write_text(
             "name: spill\nnodes:\n  a: {}\n  b:\n    provider: hybrid\n    placement:\n"
