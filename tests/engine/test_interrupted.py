@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from local_topology import applied_topology
+from local_topology import applied_topology, daemons_under
 
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
 from codebolt_topo.errors import LockError
@@ -21,26 +21,6 @@ from codebolt_topo.model.state import Lifecycle
 pytestmark = pytest.mark.slow
 
 TOPOLOGY = "name: crash\nnodes: {a: {}, b: {}, c: {}, d: {}}\nedges: [{linear: [a, b, c, d]}]\n"
-
-
-def _daemons(topology: str, under: Path) -> list[int]:
-    """Pids of node daemons on this machine carrying ``topology``'s marker whose config lies
-    under ``under`` (the test's own directory: other runs may use the same topology name)."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-            environ = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (b"codebolt_topo.node" in cmdline and str(under).encode() in cmdline
-                and f"CODEBOLT_TOPOLOGY={topology}".encode() in environ):
-            with open(f"/proc/{entry.name}/stat") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                    pids.append(int(entry.name))
-    return pids
 
 
 def _run_and_kill(args: list[str], cwd: Path, after: float) -> None:
@@ -65,10 +45,10 @@ def test_apply_killed_at_any_point_converges_on_rerun(after: float, tmp_path: Pa
     with applied_topology(path) as topo:
         state = topo.state
         assert {n.lifecycle for n in state.nodes.values()} == {Lifecycle.RUNNING}
-        running = sorted(_daemons("crash", tmp_path))
+        running = sorted(daemons_under(tmp_path))
         assert running == sorted(topo.pids().values()), "duplicate nodes"
         assert topo.run("d", ["echo", "ok"])["d"].stdout == b"ok\n"
-    assert _daemons("crash", tmp_path) == []
+    assert daemons_under(tmp_path) == []
 
 
 @pytest.mark.parametrize("after", [0.5, 1.2])
@@ -79,7 +59,7 @@ def test_destroy_killed_midway_finishes_on_rerun(after: float, tmp_path: Path) -
     _run_and_kill(["destroy", "--auto-approve"], tmp_path, after)
     state_file_for(path, "crash").load()
     destroy_topology(path)
-    assert _daemons("crash", tmp_path) == []
+    assert daemons_under(tmp_path) == []
     assert state_file_for(path, "crash").load().nodes == {}
 
 
@@ -104,13 +84,13 @@ def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
         # Either the second waited for nothing to do, or it was refused: never two nodes each.
         state = state_file_for(path, "crash").load()
         recorded = sorted(n.handle["pid"] for n in state.nodes.values())
-        assert sorted(_daemons("crash", tmp_path)) == recorded
+        assert sorted(daemons_under(tmp_path)) == recorded
         assert len(state.nodes) == 4
         assert {n.lifecycle for n in state.nodes.values()} == {Lifecycle.RUNNING}
         assert all(n.runtime_hash for n in state.nodes.values()), "a node was left unwired"
     finally:
         destroy_topology(path)
-    assert _daemons("crash", tmp_path) == []
+    assert daemons_under(tmp_path) == []
 
 
 def _kill_at_serial(args: list[str], cwd: Path, state: Path, serial: int) -> int:
@@ -174,9 +154,9 @@ def test_apply_killed_at_each_phase_converges_on_rerun(serial: int, tmp_path: Pa
     with applied_topology(path) as topo:
         state = topo.state
         assert {n.lifecycle for n in state.nodes.values()} == {Lifecycle.RUNNING}
-        assert sorted(_daemons("crash", tmp_path)) == sorted(topo.pids().values())
+        assert sorted(daemons_under(tmp_path)) == sorted(topo.pids().values())
         assert topo.run("d", ["echo", "ok"])["d"].stdout == b"ok\n"
-    assert _daemons("crash", tmp_path) == []
+    assert daemons_under(tmp_path) == []
 
 
 @pytest.mark.parametrize("after", [1, 5])
@@ -191,5 +171,5 @@ def test_destroy_killed_at_each_phase_finishes_on_rerun(after: int, tmp_path: Pa
                                 start + after)
     assert state_file.load().nodes, f"destroy had finished at serial {killed_at}"
     destroy_topology(path)
-    assert _daemons("crash", tmp_path) == []
+    assert daemons_under(tmp_path) == []
     assert state_file.load().nodes == {}
