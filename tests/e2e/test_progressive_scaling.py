@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import codebolt, copy_example, ok, workspace
+from sshd_keys import make_ssh_keys
 
 from codebolt_topo.engine.operations import state_file_for
 
@@ -39,12 +40,7 @@ def sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
         pytest.skip(f"OpenSSH server not installed ({SSHD})")
     root = tmp_path / "sshd"
     root.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    for name in ("id", "host"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)],
-                       check=True)
-    shutil.copy(root / "id.pub", root / "authorized_keys")
+    make_ssh_keys(root)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sshd_keys import make_ssh_keys
 
 from codebolt_topo.client import NodeClient, Output
 from codebolt_topo.engine.reconcile import Reconciler
@@ -88,12 +89,7 @@ def _free_port() -> int:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     root = tmp_path_factory.mktemp("sshd")
     os.chmod(root, 0o700)
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    for name in ("id", "host"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)],
-                       check=True)
-    shutil.copy(root / "id.pub", root / "authorized_keys")
+    make_ssh_keys(root)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports = {"jump": _free_port(), "target": _free_port()}
     try:
