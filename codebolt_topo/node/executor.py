@@ -118,7 +118,7 @@ class LocalJob:
         self.request_id: str = request["id"]
         self.owner: str | None = request.get("owner")  # see node/principals.py
         self._request = request
-        self._base_env = base_env
+        self._job_env = {**base_env, **request.get("env", {})}
         self._workspace = workspace
         self._sink = sink
         self._proc: Child | None = None
@@ -149,14 +149,14 @@ class LocalJob:
         if not cwd.is_dir():
             raise ExecError(f"node {self.node!r}: working directory {str(cwd)!r} does not exist",
                             node=self.node, hop=self.node, code="spawn-failed")
+        if wanted(self._snapshot_spec, "before"):  # before any descriptor is opened
+            await self._snapshot("before")
         read_fd, write_fd = os.pipe()
         out_r, out_w = _output_pipe()
         err_r, err_w = _output_pipe()
-        env = {**self._base_env, **req.get("env", {}), "CODEBOLT_NOTIFY_FD": str(write_fd),
+        env = {**self._job_env, "CODEBOLT_NOTIFY_FD": str(write_fd),
                "CODEBOLT_REQUEST_ID": self.request_id}
         wants_stdin = bool(req.get("stdin"))
-        if wanted(self._snapshot_spec, "before"):
-            await self._snapshot("before")
         try:
             self._proc = await spawn(argv, cwd=cwd, env=env, stdout=out_w, stderr=err_w,
                                      with_stdin=wants_stdin, pass_fds=(write_fd,))
@@ -242,10 +242,9 @@ class LocalJob:
         assert spec is not None
         req = self._request
         command = req["shell"] if "shell" in req else shlex.join(req["argv"])
-        env = {**self._base_env, **req.get("env", {})}
         self._snapshots.append(await take_snapshot(
             spec, moment, label(spec, moment, command, code), workspace=self._workspace,
-            env=env))
+            env=self._job_env))
 
     async def _linger(self, readers: Iterable[asyncio.Future[None]]
                       ) -> set[asyncio.Future[None]]:
