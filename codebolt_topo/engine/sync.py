@@ -132,9 +132,9 @@ async def snapshot_nodes(
 ) -> dict[str, dict[str, Any]]:
     """Snapshot the workspace of each of *nodes* (connecting to each with its admin token).
 
-    ``codebolt exec --snapshot`` calls this before and/or after the command: the sequencing is
-    client-side (snapshot, exec, snapshot), not one atomic request, so another request running
-    on the node meanwhile can land in either snapshot. *names*: name, message, run_name, …
+    A snapshot on demand, outside any request. To bracket a command, ask the request itself
+    (``SnapshotRequest``, ``codebolt exec --snapshot``): the executing node then takes the
+    snapshots around exactly that job. *names*: name, message, run_name, …
     """
     from codebolt_topo.client import NodeClient
     from codebolt_topo.engine.statefile import StateFile, state_dir_for
