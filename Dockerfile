@@ -1,5 +1,7 @@
 # The codebolt node image: the project in a virtual environment, run as a non-root user, with the
-# node daemon as entrypoint and /workspace as the working directory (a volume).
+# node daemon as entrypoint and /workspace as the working directory (a volume). It holds the core
+# install: a node daemon needs no provider SDK (docker, asyncssh and e2b are extras of the
+# machine that applies topologies; a child topology applied from a node runs local nodes).
 #
 #   docker build .                                   # from python:3.11-slim, installs from PyPI
 #   scripts/build-node-image.sh                      # no registry: debootstrapped base + wheelhouse
@@ -16,7 +18,7 @@ RUN useradd --uid 10001 --user-group --create-home --home-dir /home/codebolt --s
     && mkdir -p /workspace && chown codebolt:codebolt /workspace
 
 # iptables sets a sandbox node's egress firewall (from a helper container sharing its network
-# namespace; see codebolt_topo/providers/docker_firewall.py). The registry-free base has it.
+# namespace; see codebolt_topo/providers/docker/firewall.py). The registry-free base has it.
 RUN command -v iptables >/dev/null || { apt-get update -q \
         && apt-get install -y -q --no-install-recommends iptables \
         && rm -rf /var/lib/apt/lists/*; }
@@ -41,7 +43,7 @@ WORKDIR /workspace
 VOLUME ["/workspace"]
 EXPOSE 3100
 # Without CODEBOLT_LAUNCH_CONFIG this is exactly `python -m codebolt_topo.node --config PATH`.
-ENTRYPOINT ["python", "-m", "codebolt_topo.providers.docker_entry"]
+ENTRYPOINT ["python", "-m", "codebolt_topo.providers.docker.container_main"]
 
 COPY . /src
 RUN set -eu; \
@@ -52,6 +54,6 @@ RUN set -eu; \
         /opt/codebolt/bin/pip install --quiet /src; \
     fi; \
     rm -rf /src; \
-    /opt/codebolt/bin/python -c "import codebolt_topo.node, codebolt_topo.providers.docker_entry"
+    /opt/codebolt/bin/python -c "import codebolt_topo.node, codebolt_topo.providers.docker.container_main"
 
 USER 10001:10001

@@ -1,15 +1,32 @@
-"""CLI cold start and node daemon spawn to ready, wall time.
+"""The CLI as a fresh process (what a user or a script pays), next to its peers.
 
-Run: ``python benchmarks/bench_cli.py [--repeat 15]``. Each command is a fresh process (what a
-user or a script pays): ``codebolt --help``, ``codebolt validate`` and ``codebolt plan`` on a
-10-node file (plan with nothing applied yet), and a node daemon from ``Popen`` to the
-``{"port": ...}`` line on its ready pipe. Peer: the interpreter alone (``python -c pass``), the
-floor every Python CLI sits on, printed as a ratio. It asserts nothing.
+Run: ``python benchmarks/bench_cli.py [--repeat 15]``. Each figure is one fresh process per
+sample, wall time, median with its spread, and the CPU it used:
+
+* ``codebolt --help``; ``validate`` and ``plan`` of a 10-node chain (nothing applied); then the
+  chain applied on the local provider: ``status`` of its 10 running nodes, cold (an option,
+  ``--interval 1``, keeps it off the broker) and through the warm broker (off a terminal);
+* ``codebolt exec FILE NODE -- true`` direct (n0, the entry) and through 3 hops (n3): cold
+  (``--no-broker``: the whole CLI, the topology validated, a connection opened) and through the
+  warm exec broker (cli/broker_client.py); peers: ``ssh host true`` fresh, ``ssh -J`` through 3
+  jumps, and ssh's ControlMaster (the broker's counterpart) on a throwaway sshd
+  (``sshpeer.py``);
+* a node daemon from ``Popen`` to the ``{"port": ...}`` line on its ready pipe.
+
+Peer of everything: the interpreter alone (``python -c pass``). ``--against DIR`` runs the
+commands of another checkout's ``codebolt_topo`` too (``PYTHONPATH=DIR``), sample by sample
+interleaved with this one, so a before/after comparison shares the machine's load.
+
+The children run with a bytecode cache of their own (``PYTHONPYCACHEPREFIX`` in a temporary
+directory, filled by a first run): an installed package has its ``.pyc`` files, and a shell
+with ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile every module of the project on every
+run (50 ms of ``validate``). It asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -20,13 +37,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import fmt_ms, load_note, summary
+from sshpeer import ssh_available, ssh_peers
 
-from codebolt_topo.node.testing import Cluster
+from codebolt_topo.engine.operations import apply_topology, destroy_topology
+from codebolt_topo.testing import Cluster
 
-TEN = "name: ten\nnodes:\n" + "".join(f"  n{i}: {{}}\n" for i in range(10)) + \
-    "edges:\n  - linear: [" + ", ".join(f"n{i}" for i in range(10)) + "]\n"
+TEN = (
+    "name: ten\nnodes:\n"
+    + "".join(f"  n{i}: {{}}\n" for i in range(10))
+    + "edges:\n  - linear: ["
+    + ", ".join(f"n{i}" for i in range(10))
+    + "]\n"
+)
 CODEBOLT = str(Path(sys.executable).with_name("codebolt"))
-_CPU: dict[str, list[float]] = {}
+Figure = tuple[list[float], list[float]]  # wall, CPU per sample
 
 
 def _children_cpu() -> float:
@@ -34,59 +58,147 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _wall(argv: list[str], cwd: Path, repeat: int) -> list[float]:
-    """Wall time of each run; the CPU each run used goes to ``_CPU[label]`` (on shared, loaded
-    cores the CPU time is the steadier figure: waiting for a core is not counted)."""
-    samples, cpu = [], []
+def _env(cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(cache)}
+
+
+def _fresh(argv: list[str], cwd: Path, repeat: int, env: dict[str, str] | None) -> Figure:
+    """Wall and CPU time of ``repeat`` fresh runs, after one that fills the bytecode cache (on
+    shared, loaded cores the CPU time is the steadier figure: waiting for a core is not
+    counted)."""
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+    walls, cpus = [], []
     for _ in range(repeat):
         used = _children_cpu()
         start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
-        samples.append(time.perf_counter() - start)
-        cpu.append(_children_cpu() - used)
-    _CPU[" ".join(argv[-2:])] = cpu
-    return samples
+        subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+        walls.append(time.perf_counter() - start)
+        cpus.append(_children_cpu() - used)
+    return walls, cpus
 
 
-def _spawn_to_ready(root: Path, repeat: int) -> list[float]:
-    samples = []
+def _interleaved(
+    argv: list[str], cwd: Path, repeat: int, envs: tuple[dict[str, str], dict[str, str]]
+) -> tuple[Figure, Figure]:
+    """:func:`_fresh` of ``argv`` under two environments, one sample of each in turn."""
+    first: Figure = ([], [])
+    second: Figure = ([], [])
+    for env in envs:
+        subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+    for _ in range(repeat):
+        for env, (walls, cpus) in zip(envs, (first, second), strict=True):
+            used = _children_cpu()
+            start = time.perf_counter()
+            subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+            walls.append(time.perf_counter() - start)
+            cpus.append(_children_cpu() - used)
+    return first, second
+
+
+def _spawn_to_ready(root: Path, repeat: int) -> Figure:
+    walls = []
     for index in range(repeat):
         cluster = Cluster(root / f"spawn-{index}", [], nodes=["a"])
         start = time.perf_counter()
         cluster.start()
-        samples.append(time.perf_counter() - start)
+        walls.append(time.perf_counter() - start)
         cluster.stop()
-    return samples
+    return walls, []
+
+
+def _ssh_figures(repeat: int) -> dict[str, Figure]:
+    with ssh_peers(4) as peers:
+        figures = {
+            "ssh host true (fresh)": _fresh(peers.proxyjump(0, ["true"]), Path("/"), repeat, None),
+            "ssh -J 3 jumps true (fresh)": _fresh(
+                peers.proxyjump(3, ["true"]), Path("/"), max(3, repeat // 3), None
+            ),
+        }
+        for hops in (0, 3):
+            figures[f"ssh ControlMaster, {hops} jumps"] = _fresh(
+                peers.persistent(hops, ["true"]), Path("/"), repeat, {}
+            )
+            stop = peers.persistent(hops, [])
+            stop[-1:-1] = ["-O", "exit"]
+            subprocess.run(stop, capture_output=True)
+    return figures
+
+
+def _print(label: str, figure: Figure, floor: float, target: float | None) -> None:
+    walls, cpus = figure
+    cpu = f"   CPU {summary(cpus)[0] * 1e3:6.1f} ms" if cpus else " " * 16
+    goal = f"   target <= {target * 1e3:.0f} ms" if target else ""
+    ratio = summary(walls)[0] / floor
+    print(f"  {label:48s} {fmt_ms(walls)} ({ratio:5.1f}x){cpu}{goal}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--against", type=Path, help="another checkout, measured interleaved")
     args = parser.parse_args()
-    print(f"cold start, {load_note()}")
+    repeat = args.repeat
+    print(f"CLI as a fresh process, {load_note()}")
+    figures: dict[str, tuple[Figure, float | None]] = {}
     with tempfile.TemporaryDirectory(prefix="codebolt-bench-cli-") as tmp:
         root = Path(tmp)
+        env = _env(root / "pycache")
         (root / "topology.yaml").write_text(TEN)
-        floor = _wall([sys.executable, "-c", "pass"], root, args.repeat)
-        figures = {
-            "codebolt --help": (_wall([CODEBOLT, "--help"], root, args.repeat), 0.250),
-            "codebolt validate (10 nodes)": (
-                _wall([CODEBOLT, "validate", "topology.yaml"], root, args.repeat), 0.400),
-            "codebolt plan (10 nodes)": (
-                _wall([CODEBOLT, "plan", "topology.yaml"], root, args.repeat), None),
-            "node daemon spawn -> ready": (_spawn_to_ready(root, args.repeat), 0.300),
-        }
-    base = summary(floor)[0]
-    cpu = iter(_CPU.values())
-    print(f"wall time, median of {args.repeat} (p10-p90); ratio = figure / interpreter floor; "
-          "then the CPU time (user+sys) of the process, median")
-    print(f"  {'python -c pass (floor)':30s} {fmt_ms(floor)}         "
-          f"CPU {summary(next(cpu))[0] * 1e3:6.1f} ms")
-    for label, (samples, target) in figures.items():
-        goal = f"   target <= {target * 1e3:.0f} ms" if target else ""
-        spent = next(cpu, None) if "daemon" not in label else None
-        used = f"   CPU {summary(spent)[0] * 1e3:6.1f} ms" if spent else ""
-        print(f"  {label:30s} {fmt_ms(samples)} ({summary(samples)[0] / base:4.1f}x){used}{goal}")
+
+        other = {**env, "PYTHONPATH": str(args.against)} if args.against else None
+
+        def add(label: str, argv: list[str], target: float | None) -> None:
+            if other is None or argv[0] != CODEBOLT:
+                figures[label] = (_fresh(argv, root, repeat, env), target)
+                return
+            ours, theirs = _interleaved(argv, root, repeat, (env, other))
+            figures[label] = (ours, target)
+            figures[f"{label}, --against"] = (theirs, None)
+
+        add("python -c pass (floor)", [sys.executable, "-c", "pass"], None)
+        add("codebolt --help", [CODEBOLT, "--help"], 0.100)
+        add("codebolt validate (10 nodes)", [CODEBOLT, "validate", "topology.yaml"], 0.150)
+        add("codebolt plan (10 nodes)", [CODEBOLT, "plan", "topology.yaml"], None)
+        apply_topology(root / "topology.yaml")
+        try:
+            status = [CODEBOLT, "status", "topology.yaml"]
+            add("codebolt status (10 running), cold", [*status, "--interval", "1"], 0.150)
+            add("codebolt status (10 running), warm broker", status, 0.150)
+
+            def exec_argv(node: str, cold: bool) -> list[str]:
+                broker = ["--no-broker"] if cold else []
+                return [CODEBOLT, "exec", "topology.yaml", node, *broker, "--", "true"]
+
+            add("codebolt exec n0 true, cold", exec_argv("n0", True), 0.100)
+            add("codebolt exec n3 true (3 hops), cold", exec_argv("n3", True), 0.110)
+            add("codebolt exec n0 true, warm broker", exec_argv("n0", False), 0.015)
+            add("codebolt exec n3 true, warm broker", exec_argv("n3", False), 0.015)
+        finally:
+            destroy_topology(root / "topology.yaml")
+        figures["node daemon spawn -> ready"] = (_spawn_to_ready(root, repeat), 0.300)
+    if ssh_available():
+        for label, figure in _ssh_figures(repeat).items():
+            figures[label] = (figure, None)
+    else:
+        print("  (ssh peers skipped: apt-get install openssh-server)")
+    floor = summary(figures["python -c pass (floor)"][0][0])[0]
+    print(
+        f"wall time, median of {repeat} (p10-p90); (ratio to the interpreter floor); then the CPU "
+        f"time (user+sys) of the process, median; load now {os.getloadavg()[0]:.2f}"
+    )
+    for label, (figure, target) in figures.items():
+        _print(label, figure, floor, target)
+    ratios = [
+        ("codebolt exec n0 true, warm broker", "ssh ControlMaster, 0 jumps"),
+        ("codebolt exec n3 true, warm broker", "ssh ControlMaster, 3 jumps"),
+        ("codebolt exec n0 true, cold", "ssh host true (fresh)"),
+        ("codebolt exec n3 true (3 hops), cold", "ssh -J 3 jumps true (fresh)"),
+    ]
+    for ours, peer in ratios:
+        if peer in figures:
+            mine, theirs = summary(figures[ours][0][0])[0], summary(figures[peer][0][0])[0]
+            print(f"  {ours} / {peer}: {mine / theirs:.2f}")
 
 
 if __name__ == "__main__":

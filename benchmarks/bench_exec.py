@@ -142,8 +142,10 @@ def main() -> None:
     else:
         for label, samples in ray.items():
             ray_median = statistics.median(samples)
-            print(f"Ray {label}: {ray_median * 1e3:.3f} ms "
-                  f"(ratio Ray / codebolt direct {ray_median / medians[0]:.1f}x)")
+            print(
+                f"Ray {label}: {ray_median * 1e3:.3f} ms "
+                f"(ratio Ray / codebolt direct {ray_median / medians[0]:.1f}x)"
+            )
     if not ssh_available():
         print(
             "ssh peer skipped: sshd/ssh/ssh-keygen not installed (apt-get install openssh-server)"

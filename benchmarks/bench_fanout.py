@@ -1,7 +1,7 @@
 """Fan-out: one command on 10 and 50 nodes at once, time until every result is back.
 
 Run: ``python benchmarks/bench_fanout.py [--repeat 20]``. An entry node ``hub`` with an edge to
-each of 50 workers (``codebolt_topo.node.testing.Cluster``: the daemons apply starts) gets one
+each of 50 workers (``codebolt_topo.testing.Cluster``: the daemons apply starts) gets one
 ``exec`` naming 10 or 50 targets; the figure is the time from the request to the last ``Exit``.
 Peer: the same targets one request after the other on the same connection (what a loop over
 nodes would pay), printed as a ratio. It asserts nothing.
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fmt_ms, load_note, summary
 
 from codebolt_topo.client import Exit, NodeClient
-from codebolt_topo.node.testing import Cluster
+from codebolt_topo.testing import Cluster
 
 WORKERS = [f"w{i}" for i in range(1, 51)]
 
@@ -33,8 +33,9 @@ async def _once(client: NodeClient, targets: list[str], argv: list[str]) -> None
         raise SystemExit(f"fan-out to {len(targets)} nodes failed: {result.failures}")
 
 
-async def _measure(cluster: Cluster, repeat: int, argv: list[str]
-                   ) -> dict[int, tuple[list[float], list[float]]]:
+async def _measure(
+    cluster: Cluster, repeat: int, argv: list[str]
+) -> dict[int, tuple[list[float], list[float]]]:
     figures: dict[int, tuple[list[float], list[float]]] = {}
     async with cluster.client("hub") as client:
         await _once(client, WORKERS, argv)  # opens every link
@@ -69,12 +70,16 @@ def main() -> None:
         finally:
             cluster.stop()
     print(f"  ({len(WORKERS) + 1} daemons spawned to ready in {started:.2f} s, in parallel)")
-    print(f"exec true on N nodes at once through one entry, median of {args.repeat} (p10-p90 or "
-          "min-max); peer = the same N one after the other")
+    print(
+        f"exec true on N nodes at once through one entry, median of {args.repeat} (p10-p90 or "
+        "min-max); peer = the same N one after the other"
+    )
     for count, (together, one_by_one) in figures.items():
         ratio = summary(one_by_one)[0] / summary(together)[0]
-        print(f"  {count:2d} nodes: all results back {fmt_ms(together)}   "
-              f"one by one {fmt_ms(one_by_one)} ({ratio:.1f}x)")
+        print(
+            f"  {count:2d} nodes: all results back {fmt_ms(together)}   "
+            f"one by one {fmt_ms(one_by_one)} ({ratio:.1f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -64,9 +64,13 @@ async def _time_to_heal(path: Path, sig: signal.Signals = signal.SIGKILL) -> flo
             await asyncio.sleep(0.02)
             state = state_file.load()
             node = state.nodes.get("b")
-            if (node and node.lifecycle is Lifecycle.RUNNING and node.handle.get("pid") != victim
-                    and node.runtime_hash
-                    and state.nodes["a"].generation > before.nodes["a"].generation):
+            if (
+                node
+                and node.lifecycle is Lifecycle.RUNNING
+                and node.handle.get("pid") != victim
+                and node.runtime_hash
+                and state.nodes["a"].generation > before.nodes["a"].generation
+            ):
                 observed = await Engine(state_file).refresh(state)
                 if all(o.alive for o in observed.values()) and await _answers(node):
                     return time.monotonic() - start
@@ -89,7 +93,8 @@ def heal_times(trials: int) -> dict[str, list[float]]:
                 results[label] = [asyncio.run(_time_to_heal(path)) for _ in range(trials)]
                 if heartbeat:
                     results["hang (SIGSTOP), fast heartbeat"] = [
-                        asyncio.run(_time_to_heal(path, signal.SIGSTOP)) for _ in range(trials)]
+                        asyncio.run(_time_to_heal(path, signal.SIGSTOP)) for _ in range(trials)
+                    ]
             finally:
                 destroy_topology(path)
     return results
@@ -111,16 +116,23 @@ def _simulated(directory: Path, count: int) -> tuple[Path, MemoryProvider]:
     validated = validate_file(path)
     state_file = state_file_for(path, "sim")
     state = State(topology="sim")
-    provider = MemoryProvider(ProviderContext(topology="sim", lineage=state.lineage,
-                                              runtime_dir=state_file.runtime_dir))
+    provider = MemoryProvider(
+        ProviderContext(topology="sim", lineage=state.lineage, runtime_dir=state_file.runtime_dir)
+    )
     for desired in desired_nodes(validated).values():
         handle_id = len(provider.alive) + 1
         provider.alive[handle_id] = desired.name
         state.nodes[desired.name] = NodeState(
-            name=desired.name, provider="local", lifecycle=Lifecycle.RUNNING,
-            handle={"id": handle_id}, host="127.0.0.1", port=20000 + handle_id,
-            admin_token="simulated", launch=desired.launch_settings,
-            launch_hash=desired.launch_hash, runtime_hash="simulated",
+            name=desired.name,
+            provider="local",
+            lifecycle=Lifecycle.RUNNING,
+            handle={"id": handle_id},
+            host="127.0.0.1",
+            port=20000 + handle_id,
+            admin_token="simulated",
+            launch=desired.launch_settings,
+            launch_hash=desired.launch_hash,
+            runtime_hash="simulated",
             wiring=json.loads(json.dumps(desired.wiring)),
         )
     with state_file.locked("bench"):
@@ -157,8 +169,10 @@ def main() -> None:
     print("reconciler CPU per pass with a full heartbeat round (simulated nodes, milliseconds)")
     for count in (100, 1000):
         samples = reconciler_cpu(count, passes=10)
-        print(f"  {count:>5} nodes: median {statistics.median(samples) * 1e3:8.1f}"
-              f"  min {min(samples) * 1e3:8.1f}  max {max(samples) * 1e3:8.1f}")
+        print(
+            f"  {count:>5} nodes: median {statistics.median(samples) * 1e3:8.1f}"
+            f"  min {min(samples) * 1e3:8.1f}  max {max(samples) * 1e3:8.1f}"
+        )
 
 
 if __name__ == "__main__":

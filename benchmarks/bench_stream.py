@@ -1,7 +1,7 @@
 """Streaming a big stdout back through 0 and 3 hops, MB/s, next to ssh and raw loopback TCP.
 
 Run: ``python benchmarks/bench_stream.py [--mib 500] [--repeat 3]``. Four node daemons wired
-a -> b -> c -> d (``codebolt_topo.node.testing.Cluster``: the same daemons apply starts) run
+a -> b -> c -> d (``codebolt_topo.testing.Cluster``: the same daemons apply starts) run
 ``head -c N /dev/zero``; the Python client, connected to a, counts every byte it iterates. For
 each run it also prints the CPU each process spent per GB (who pays for the bytes) and, at the
 end, the peak RSS of every daemon: a forwarding hop's memory must not grow with the stream.
@@ -29,7 +29,7 @@ from common import cpu_seconds, load_note, peak_rss_mib, self_cpu, summary
 from sshpeer import ssh_available, ssh_peers
 
 from codebolt_topo.client import Output
-from codebolt_topo.node.testing import Cluster
+from codebolt_topo.testing import Cluster
 
 CHAIN = [("a", "b"), ("b", "c"), ("c", "d")]
 TARGETS = {0: "a", 3: "d"}
@@ -52,13 +52,17 @@ async def _ours(cluster: Cluster, size: int, repeat: int) -> dict[int, list[floa
                 if received != size:
                     raise SystemExit(f"{hops} hops: received {received} of {size} bytes")
                 rates[hops].append(size / elapsed / 1e6)
-                cpu = {node: cpu_seconds(pid) - before[node]
-                       for node, pid in cluster.pids.items()}
+                cpu = {node: cpu_seconds(pid) - before[node] for node, pid in cluster.pids.items()}
                 cpu["client"] = self_cpu() - mine
-                per_gb = "  ".join(f"{node} {seconds / size * 1e9:.2f}"
-                                   for node, seconds in cpu.items() if seconds > 0.005)
-                print(f"    {hops} hops: {size / elapsed / 1e6:7.1f} MB/s   CPU s/GB: {per_gb}",
-                      flush=True)
+                per_gb = "  ".join(
+                    f"{node} {seconds / size * 1e9:.2f}"
+                    for node, seconds in cpu.items()
+                    if seconds > 0.005
+                )
+                print(
+                    f"    {hops} hops: {size / elapsed / 1e6:7.1f} MB/s   CPU s/GB: {per_gb}",
+                    flush=True,
+                )
     return rates
 
 
@@ -97,8 +101,10 @@ def _ssh_rates(size: int, repeat: int) -> dict[str, list[float]]:
         command = ["head", "-c", str(size), "/dev/zero"]
         persistent = peers.persistent(0, command)
         subprocess.run(persistent, check=True, stdout=subprocess.DEVNULL)  # opens the master
-        for label, argv, hops in (("persistent 0", persistent, 0),
-                                  ("proxyjump 3", peers.proxyjump(3, command), 3)):
+        for label, argv, hops in (
+            ("persistent 0", persistent, 0),
+            ("proxyjump 3", peers.proxyjump(3, command), 3),
+        ):
             for _ in range(repeat):
                 start = time.perf_counter()
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
@@ -111,8 +117,10 @@ def _ssh_rates(size: int, repeat: int) -> dict[str, list[float]]:
                 if received != size:
                     raise SystemExit(f"ssh {label}: received {received} of {size} bytes")
                 rates[label].append(size / elapsed / 1e6)
-                print(f"    ssh {hops} jumps ({label.split()[0]}): "
-                      f"{size / elapsed / 1e6:7.1f} MB/s", flush=True)
+                print(
+                    f"    ssh {hops} jumps ({label.split()[0]}): {size / elapsed / 1e6:7.1f} MB/s",
+                    flush=True,
+                )
         stop = peers.persistent(0, [])
         stop[-1:-1] = ["-O", "exit"]
         subprocess.run(stop, capture_output=True)
@@ -136,8 +144,10 @@ def main() -> None:
             cluster.stop()
     tcp = [_tcp_ceiling(size) for _ in range(args.repeat)]
     ssh = _ssh_rates(size, args.repeat) if ssh_available() else None
-    print(f"\nstream {args.mib} MiB, median of {args.repeat} (min-max), MB/s "
-          "(ratio = codebolt / peer)")
+    print(
+        f"\nstream {args.mib} MiB, median of {args.repeat} (min-max), MB/s "
+        "(ratio = codebolt / peer)"
+    )
     ceiling = summary(tcp)[0]
     for hops in (0, 3):
         median, low, high = summary(ours[hops])
@@ -148,8 +158,10 @@ def main() -> None:
         line += f"   raw TCP {ceiling:7.1f} ({median / ceiling:4.2f}x)"
         target = 600 if hops == 0 else 250
         print(f"{line}   target >= {target}")
-    print("  peak RSS per daemon (MiB), a..c forward, a and d also execute: "
-          + "  ".join(f"{node} {mib:.1f}" for node, mib in rss.items()))
+    print(
+        "  peak RSS per daemon (MiB), a..c forward, a and d also execute: "
+        + "  ".join(f"{node} {mib:.1f}" for node, mib in rss.items())
+    )
     if ssh is None:
         print("  ssh peer skipped: sshd/ssh/ssh-keygen not installed")
 

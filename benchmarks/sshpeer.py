@@ -73,8 +73,14 @@ class SshPeers:
 
     def persistent(self, hops: int, command: list[str]) -> list[str]:
         """The same route over a ControlMaster connection kept open between commands."""
-        options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={self.root}/cm-{hops}",
-                   "-o", "ControlPersist=60"]
+        options = [
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self.root}/cm-{hops}",
+            "-o",
+            "ControlPersist=60",
+        ]
         return self._ssh(hops, options, command)
 
     def _ssh(self, hops: int, options: list[str], command: list[str]) -> list[str]:
@@ -82,8 +88,17 @@ class SshPeers:
         # -J runs ssh for each jump without our -i/-o flags, so they also live in the config.
         jumps = [f"{self.user}@127.0.0.1:{port}" for port in self.ports[:hops]]
         jump_args = ["-J", ",".join(jumps)] if jumps else []
-        return [*self.base(), "-F", str(self.root / "config"), *options, *jump_args,
-                "-p", str(self.ports[hops]), f"{self.user}@127.0.0.1", *command]
+        return [
+            *self.base(),
+            "-F",
+            str(self.root / "config"),
+            *options,
+            *jump_args,
+            "-p",
+            str(self.ports[hops]),
+            f"{self.user}@127.0.0.1",
+            *command,
+        ]
 
 
 @contextlib.contextmanager

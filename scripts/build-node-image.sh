@@ -4,8 +4,9 @@
 #   1. base:  debootstrap a minimal Debian bookworm with python3 from Debian's own packages, from
 #             the mirror this host's apt already uses, and `docker import` it as codebolt-base:bookworm-2
 #             (skipped when that tag exists: debootstrap takes about a minute).
-#   2. wheels: `pip wheel .` on the host into build/wheelhouse/{deps,project} (the host Python must have the same
-#             major.minor as the base's python3, so binary wheels such as pydantic-core fit).
+#   2. wheels: `pip wheel .` on the host into build/wheelhouse/{deps,project}: the core install,
+#             no extras (a node daemon needs no provider SDK). The host Python must have the same
+#             major.minor as the base's python3, so binary wheels such as pydantic-core fit.
 #   3. image: `docker build` from that base and wheelhouse, tagged codebolt-node:<version> and
 #             codebolt-node:src-<content hash>; skipped when the hash tag already exists, so a
 #             rebuild happens exactly when the sources, pyproject.toml or the Dockerfile change.

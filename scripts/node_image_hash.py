@@ -26,7 +26,8 @@ def image_inputs(root: Path = ROOT) -> list[Path]:
         path = root / name
         if path.is_dir():
             files.extend(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
             )
         elif path.is_file():

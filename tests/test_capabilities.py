@@ -18,8 +18,9 @@ def test_detect_finds_gpu_browser_and_docker_from_probes(tmp_path: Path) -> None
     (tmp_path / "dev/nvidia0").touch()
     (tmp_path / "var/run").mkdir(parents=True)
     (tmp_path / "var/run/docker.sock").touch()
-    found = detect(which=lambda name: "/usr/bin/chromium" if name == "chromium" else None,
-                   root=tmp_path)
+    found = detect(
+        which=lambda name: "/usr/bin/chromium" if name == "chromium" else None, root=tmp_path
+    )
     assert {"gpu", "cuda", "browser", "docker", "python"} <= found.found
     assert found.absent == {}
 
@@ -60,7 +61,8 @@ def test_plan_reports_every_unmet_requirement_with_location_reason_and_hint(
         check_requirements(validated, offers)
     issues = caught.value.issues
     assert [issue.field for issue in issues] == [
-        "nodes.trainer.requires[0]", "nodes.scraper.requires[0]",
+        "nodes.trainer.requires[0]",
+        "nodes.scraper.requires[0]",
     ]
     assert str(issues[0]).startswith(f"{path}:3:")
     assert "no NVIDIA driver found; hint: place the node on a GPU machine" in issues[0].message

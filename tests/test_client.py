@@ -9,7 +9,7 @@ import pytest
 
 from codebolt_topo.client import ExecHandle, Exit, Failed, Notification, Output, Started
 from codebolt_topo.errors import ExecError, ProtocolError
-from codebolt_topo.node.protocol import CHUNK_SIZE, STDERR, STDIN, STDOUT, pack_data
+from codebolt_topo.wire.frames import CHUNK_SIZE, STDERR, STDIN, STDOUT, pack_data
 
 
 class FakeLink:
@@ -40,34 +40,65 @@ def started(ch: int = 1, node: str = "b") -> dict[str, Any]:
 
 
 def exit_msg(ch: int = 1, node: str = "b", out: int = 0, err: int = 0) -> dict[str, Any]:
-    return {"t": "exit", "ch": ch, "node": node, "code": 0, "signal": None, "duration": 0.5,
-            "timed_out": False, "cancelled": False, "stdout_bytes": out, "stderr_bytes": err}
+    return {
+        "t": "exit",
+        "ch": ch,
+        "node": node,
+        "code": 0,
+        "signal": None,
+        "duration": 0.5,
+        "timed_out": False,
+        "cancelled": False,
+        "stdout_bytes": out,
+        "stderr_bytes": err,
+    }
 
 
 def test_events_in_order() -> None:
     async def main() -> list[object]:
         handle, _ = make()
-        await feed(handle, started(), pack_data(STDOUT, 1, 0, b"hi"),
-                   {"t": "notify", "ch": 1, "node": "b", "kind": "progress", "data": 5},
-                   pack_data(STDERR, 1, 0, b"e"), exit_msg(out=2, err=1),
-                   {"t": "done", "id": "r1"})
+        await feed(
+            handle,
+            started(),
+            pack_data(STDOUT, 1, 0, b"hi"),
+            {"t": "notify", "ch": 1, "node": "b", "kind": "progress", "data": 5},
+            pack_data(STDERR, 1, 0, b"e"),
+            exit_msg(out=2, err=1),
+            {"t": "done", "id": "r1"},
+        )
         await handle.on_done()
         return [e async for e in handle]
 
     assert asyncio.run(main()) == [
-        Started("b", 9, ["a", "b"]), Output("b", "stdout", b"hi", 0),
-        Notification("b", "progress", 5), Output("b", "stderr", b"e", 0),
-        Exit("b", 0, None, 0.5, False, False)]
+        Started("b", 9, ["a", "b"]),
+        Output("b", "stdout", b"hi", 0),
+        Notification("b", "progress", 5),
+        Output("b", "stderr", b"e", 0),
+        Exit("b", 0, None, 0.5, False, False),
+    ]
 
 
 def test_result_collects_per_node() -> None:
     async def main() -> Any:
         handle, _ = make()
-        await feed(handle, started(1, "b"), started(2, "c"), pack_data(STDOUT, 1, 0, b"b1"),
-                   pack_data(STDOUT, 2, 0, b"c1"), pack_data(STDOUT, 1, 2, b"b2"),
-                   exit_msg(1, "b", out=4), exit_msg(2, "c", out=2),
-                   {"t": "error", "id": "r1", "node": "d", "hop": "a", "code": "unreachable",
-                    "message": "no route"})
+        await feed(
+            handle,
+            started(1, "b"),
+            started(2, "c"),
+            pack_data(STDOUT, 1, 0, b"b1"),
+            pack_data(STDOUT, 2, 0, b"c1"),
+            pack_data(STDOUT, 1, 2, b"b2"),
+            exit_msg(1, "b", out=4),
+            exit_msg(2, "c", out=2),
+            {
+                "t": "error",
+                "id": "r1",
+                "node": "d",
+                "hop": "a",
+                "code": "unreachable",
+                "message": "no route",
+            },
+        )
         await handle.on_done()
         return await handle.result()
 
@@ -131,7 +162,8 @@ def test_controls_use_the_job_channel() -> None:
         '{"t":"signal","ch":7,"signal":"SIGINT"}',
         '{"t":"notify","ch":7,"kind":"hello","data":{"x":1}}',
         '{"t":"notify","id":"r1","kind":"all","data":null}',
-        '{"t":"cancel","id":"r1"}']
+        '{"t":"cancel","id":"r1"}',
+    ]
 
 
 def test_stdin_is_sent_in_chunks_then_eof() -> None:

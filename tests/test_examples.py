@@ -25,8 +25,7 @@ def test_example_validates_and_declares_its_shape(path: Path) -> None:
     topology = validated.topology
     assert topology.shape is not None
     assert topology.shape.value == path.stem
-    assert all(spec.provider == "local" and spec.port is None
-               for spec in topology.nodes.values())
+    assert all(spec.provider == "local" and spec.port is None for spec in topology.nodes.values())
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
@@ -43,8 +42,9 @@ def test_example_matches_the_json_schema(path: Path) -> None:
 
     schema = json.loads((ROOT / "schemas" / "topology.schema.json").read_text(encoding="utf-8"))
     document: Any = YAML(typ="safe").load(path)
-    assert [error.message for error in
-            jsonschema.Draft202012Validator(schema).iter_errors(document)] == []
+    assert [
+        error.message for error in jsonschema.Draft202012Validator(schema).iter_errors(document)
+    ] == []
 
 
 EXPECTED_EDGES = {
@@ -91,13 +91,23 @@ def test_the_readmes_main_job_runs_as_written(tmp_path: Path) -> None:
     shim = tmp_path / ".venv" / "bin"
     shim.mkdir(parents=True)
     (shim / "codebolt").write_text(
-        f'#!/bin/sh\nexec {sys.executable} -m codebolt_topo.cli.main "$@"\n')
+        f'#!/bin/sh\nexec {sys.executable} -m codebolt_topo.cli.main "$@"\n'
+    )
     (shim / "codebolt").chmod(0o755)
-    result = subprocess.run(["sh", "-c", job], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        ["sh", "-c", job],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 0, result.stderr
     assert [line for line in result.stdout.splitlines() if line.startswith("tick")] == [
-        "tick 1 from d", "tick 2 from d", "tick 3 from d"]
+        "tick 1 from d",
+        "tick 2 from d",
+        "tick 3 from d",
+    ]
     assert "Destroy complete: 4 node(s) stopped." in result.stdout
     state = json.loads((tmp_path / "examples" / ".codebolt" / "linear.state.json").read_text())
     assert state["nodes"] == {}

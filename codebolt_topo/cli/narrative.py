@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from codebolt_topo.cli.output import use_json
+
 if TYPE_CHECKING:
     from codebolt_topo.client import SnapshotRequest
 
@@ -32,8 +34,11 @@ Workspace = Annotated[
 ]
 StateDir = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Store dir (default: $CODEBOLT_STATE_DIR/narrative, "
-                 "else <workspace>.narrative beside the workspace)."),
+    typer.Option(
+        "--state-dir",
+        help="Store dir (default: $CODEBOLT_STATE_DIR/narrative, "
+        "else <workspace>.narrative beside the workspace).",
+    ),
 ]
 Env = Annotated[
     str | None, typer.Option("--env", help="Environment name (default: $CODEBOLT_NODE or local).")
@@ -74,16 +79,16 @@ def _invoke(
 
 async def _on_node(node: str, file: Path, command: str, args: list[str], stdin: bytes) -> bytes:
     from codebolt_topo.client import NodeClient
-    from codebolt_topo.engine.statefile import StateFile, state_dir_for
+    from codebolt_topo.engine.backends import backend_for
     from codebolt_topo.engine.sync import node_narrative
     from codebolt_topo.errors import ConfigError
     from codebolt_topo.plan.validate import validate_file
 
-    state = StateFile(state_dir_for(file), validate_file(file).topology.name).load()
+    state = backend_for(file, validate_file(file).topology).load()
     held = state.nodes.get(node)
     if held is None or held.url is None:
         raise ConfigError(f"node {node!r} is not running in {file} (run: codebolt apply {file})")
-    async with NodeClient.connect(held.url, held.admin_token, name=node) as client:
+    async with NodeClient.admin(held) as client:
         store = node_narrative(client, state, node)
         return await store.run(command, *args, stdin=stdin if stdin else None)
 
@@ -99,30 +104,44 @@ def snapshot(
     run: Annotated[str, typer.Option("--run", help="Agent run id.")],
     name: Annotated[str, typer.Option("--name", help="Snapshot name.")] = "",
     message: Annotated[str, typer.Option("--message", "-m", help="Description.")] = "",
-    node: Node = None, file: File = DEFAULT_FILE, workspace: Workspace = None,
-    state_dir: StateDir = None, env: Env = None, as_json: AsJson = False,
+    node: Node = None,
+    file: File = DEFAULT_FILE,
+    workspace: Workspace = None,
+    state_dir: StateDir = None,
+    env: Env = None,
+    as_json: AsJson = False,
 ) -> None:
     """Record the workspace as a new snapshot at the tip of THREAD."""
+    use_json(as_json)
     args = ["--objective", objective, "--thread", thread, "--run", run]
     args += [*(["--name", name] if name else []), *(["--message", message] if message else [])]
-    out = _invoke("snapshot", args, node=node, file=file, workspace=workspace,
-                  state_dir=state_dir, env=env)
+    out = _invoke(
+        "snapshot", args, node=node, file=file, workspace=workspace, state_dir=state_dir, env=env
+    )
     info = _loads(out)
     if as_json:
         sys.stdout.write(out.decode())
         return
-    print(f"snapshot {info['snapshot_id']} ({info['commit'][:12]}) {info['name']!r}: "
-          f"objective {objective}, thread {thread}, run {run}, environment {info['environment']}")
+    print(
+        f"snapshot {info['snapshot_id']} ({info['commit'][:12]}) {info['name']!r}: "
+        f"objective {objective}, thread {thread}, run {run}, environment {info['environment']}"
+    )
 
 
 @narrative_app.command()
 def log(
-    node: Node = None, file: File = DEFAULT_FILE, workspace: Workspace = None,
-    state_dir: StateDir = None, env: Env = None, as_json: AsJson = False,
+    node: Node = None,
+    file: File = DEFAULT_FILE,
+    workspace: Workspace = None,
+    state_dir: StateDir = None,
+    env: Env = None,
+    as_json: AsJson = False,
 ) -> None:
     """Show Objective → Thread → Agent Run → Snapshot as a tree."""
-    out = _invoke("log", [], node=node, file=file, workspace=workspace, state_dir=state_dir,
-                  env=env)
+    use_json(as_json)
+    out = _invoke(
+        "log", [], node=node, file=file, workspace=workspace, state_dir=state_dir, env=env
+    )
     if as_json:
         sys.stdout.write(out.decode())
         return
@@ -141,13 +160,17 @@ def render_log(objectives: list[dict[str, Any]]) -> Any:
         o = root.add(f"objective {escape(objective['id'])}: {escape(objective['name'])}")
         for thread in objective["threads"]:
             copy = f" [diverged copy from {thread['source_env']}]" if thread["source_env"] else ""
-            t = o.add(f"thread {escape(thread['id'])}: {escape(thread['name'])}"
-                      f"{escape(copy)} @ {thread['head'][:12]}")
+            t = o.add(
+                f"thread {escape(thread['id'])}: {escape(thread['name'])}"
+                f"{escape(copy)} @ {thread['head'][:12]}"
+            )
             for run in thread["runs"]:
                 r = t.add(f"run {escape(run['id'])}: {escape(run['name'])}")
                 for s in run["snapshots"]:
-                    r.add(f"{s['commit'][:12]} {escape(s['name'])}  ({s['snapshot_id']}, "
-                          f"{s['environment']}, {s['time']})")
+                    r.add(
+                        f"{s['commit'][:12]} {escape(s['name'])}  ({s['snapshot_id']}, "
+                        f"{s['environment']}, {s['time']})"
+                    )
     return root
 
 
@@ -155,30 +178,61 @@ def render_log(objectives: list[dict[str, Any]]) -> Any:
 def restore(
     snapshot_key: Annotated[str, typer.Argument(metavar="SNAPSHOT", help="Snapshot id or commit.")],
     force: Annotated[bool, typer.Option("--force", help="Discard unsnapshotted changes.")] = False,
-    node: Node = None, file: File = DEFAULT_FILE, workspace: Workspace = None,
-    state_dir: StateDir = None, env: Env = None,
+    node: Node = None,
+    file: File = DEFAULT_FILE,
+    workspace: Workspace = None,
+    state_dir: StateDir = None,
+    env: Env = None,
 ) -> None:
     """Make the workspace equal to SNAPSHOT (refuses to clobber changes unless --force)."""
+    from codebolt_topo.errors import ConfigError, TopoError
+
     args = [snapshot_key, *(["--force"] if force else [])]
-    info = _loads(_invoke("restore", args, node=node, file=file, workspace=workspace,
-                          state_dir=state_dir, env=env))
-    print(f"restored {info['snapshot_id']} ({info['commit'][:12]}) {info['name']!r} of thread "
-          f"{info['thread']['id']}")
+    try:
+        info = _loads(
+            _invoke(
+                "restore",
+                args,
+                node=node,
+                file=file,
+                workspace=workspace,
+                state_dir=state_dir,
+                env=env,
+            )
+        )
+    except TopoError as error:
+        # The store words a dirty workspace for its Python API ("pass force=True"); on the
+        # command line the way through is the flag.
+        if "pass force=True" not in str(error):
+            raise
+        raise ConfigError(str(error).replace("pass force=True", "pass --force")) from None
+    print(
+        f"restored {info['snapshot_id']} ({info['commit'][:12]}) {info['name']!r} of thread "
+        f"{info['thread']['id']}"
+    )
 
 
 @narrative_app.command("export")
 def export_(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")]
-    = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: stdout).")
+    ] = None,
     thread: Annotated[list[str] | None, typer.Option("--thread", help="Only this thread.")] = None,
-    objective: Annotated[list[str] | None, typer.Option("--objective", help="Its threads.")]
-    = None,
-    have: Annotated[Path | None, typer.Option("--have", help="JSON heads the receiver holds "
-                                              "(from `log --json`/heads): incremental.")] = None,
-    tar: Annotated[str | None, typer.Option("--tar", help="One snapshot as tar.gz instead.")]
-    = None,
-    node: Node = None, file: File = DEFAULT_FILE, workspace: Workspace = None,
-    state_dir: StateDir = None, env: Env = None,
+    objective: Annotated[list[str] | None, typer.Option("--objective", help="Its threads.")] = None,
+    have: Annotated[
+        Path | None,
+        typer.Option(
+            "--have", help="JSON heads the receiver holds (from `log --json`/heads): incremental."
+        ),
+    ] = None,
+    tar: Annotated[
+        str | None, typer.Option("--tar", help="One snapshot as tar.gz instead.")
+    ] = None,
+    node: Node = None,
+    file: File = DEFAULT_FILE,
+    workspace: Workspace = None,
+    state_dir: StateDir = None,
+    env: Env = None,
 ) -> None:
     """Write a git bundle of the threads (or --tar SNAPSHOT as tar.gz)."""
     if tar is not None:
@@ -188,8 +242,16 @@ def export_(
         args = [*(["--have", "-"] if have else []), "--remotes"]
         args += [f"--thread={t}" for t in thread or []]
         args += [f"--objective={o}" for o in objective or []]
-    data = _invoke(command, args, node=node, file=file, workspace=workspace,
-                   state_dir=state_dir, env=env, stdin=stdin)
+    data = _invoke(
+        command,
+        args,
+        node=node,
+        file=file,
+        workspace=workspace,
+        state_dir=state_dir,
+        env=env,
+        stdin=stdin,
+    )
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -201,18 +263,32 @@ def export_(
 @narrative_app.command("import")
 def import_(
     archive: Annotated[Path, typer.Argument(help="A bundle or a tar.gz ('-': stdin).")],
-    source_env: Annotated[str | None, typer.Option("--source-env", help="Where it came from.")]
-    = None,
-    node: Node = None, file: File = DEFAULT_FILE, workspace: Workspace = None,
-    state_dir: StateDir = None, env: Env = None, as_json: AsJson = False,
+    source_env: Annotated[
+        str | None, typer.Option("--source-env", help="Where it came from.")
+    ] = None,
+    node: Node = None,
+    file: File = DEFAULT_FILE,
+    workspace: Workspace = None,
+    state_dir: StateDir = None,
+    env: Env = None,
+    as_json: AsJson = False,
 ) -> None:
     """Verify, then import a bundle or tarball; diverged threads are kept side by side."""
+    use_json(as_json)
     data = sys.stdin.buffer.read() if str(archive) == "-" else archive.read_bytes()
     command = "import-tar" if data[:2] == b"\x1f\x8b" else "import"
     args = ["-", *(["--source-env", source_env] if source_env else [])]
     args += ["--copies"] if command == "import" else []
-    out = _invoke(command, args, node=node, file=file, workspace=workspace,
-                  state_dir=state_dir, env=env, stdin=data)
+    out = _invoke(
+        command,
+        args,
+        node=node,
+        file=file,
+        workspace=workspace,
+        state_dir=state_dir,
+        env=env,
+        stdin=data,
+    )
     if as_json:
         sys.stdout.write(out.decode())
         return
@@ -227,17 +303,29 @@ def run_sync(file: Path, edges: list[str] | None) -> None:
     """``codebolt sync``: one line per transfer, then the total."""
     import asyncio
 
-    from codebolt_topo.engine.sync import sync_edges
+    from codebolt_topo.engine.sync import sync_edges, sync_from_joined
+    from codebolt_topo.providers.joined.member import DEFAULT_HOME, JoinedHome
 
-    report = asyncio.run(sync_edges(file, edges, progress=lambda line: print(line, flush=True)))
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    home = JoinedHome(DEFAULT_HOME)
+    if not file.exists() and home.exists():  # a machine that joined: its node pushes
+        peers = [edge.split("->")[-1].strip() for edge in edges or []]
+        report = asyncio.run(sync_from_joined(home, peers or None, progress=say))
+    else:
+        report = asyncio.run(sync_edges(file, edges, progress=say))
+    if not report.transfers and report.elsewhere:
+        return
     if not report.transfers:
         print("no edge declares sync (add sync: push|pull|both to an edge)")
         return
     print(f"sync complete: {len(report.transfers)} transfer(s), {report.bytes} bytes")
 
 
-def snapshot_request(when: str | None, objective: str | None, thread: str | None,
-                     run: str | None) -> SnapshotRequest | None:
+def snapshot_request(
+    when: str | None, objective: str | None, thread: str | None, run: str | None
+) -> SnapshotRequest | None:
     """``codebolt exec --snapshot before|after|both --objective O --thread T --run R`` as the
     request's :class:`~codebolt_topo.client.SnapshotRequest` (None without ``--snapshot``).
 
@@ -256,4 +344,3 @@ def snapshot_request(when: str | None, objective: str | None, thread: str | None
     if not (objective and thread and run):
         raise ConfigError("--snapshot needs --objective, --thread and --run")
     return SnapshotRequest(objective, thread, run, when)  # type: ignore[arg-type]
-

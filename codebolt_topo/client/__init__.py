@@ -34,5 +34,16 @@ from codebolt_topo.client.events import (
 )
 from codebolt_topo.client.handle import ExecHandle
 
-__all__ = ["Event", "ExecHandle", "ExecResult", "Exit", "Failed", "NodeClient", "NodeResult",
-           "Notification", "Output", "SnapshotRequest", "Started"]
+__all__ = [
+    "Event",
+    "ExecHandle",
+    "ExecResult",
+    "Exit",
+    "Failed",
+    "NodeClient",
+    "NodeResult",
+    "Notification",
+    "Output",
+    "SnapshotRequest",
+    "Started",
+]

@@ -8,8 +8,17 @@ from typing import Any, Literal
 
 from codebolt_topo.errors import ExecError
 
-__all__ = ["Event", "ExecResult", "Exit", "Failed", "NodeResult", "Notification", "Output",
-           "SnapshotRequest", "Started"]
+__all__ = [
+    "Event",
+    "ExecResult",
+    "Exit",
+    "Failed",
+    "NodeResult",
+    "Notification",
+    "Output",
+    "SnapshotRequest",
+    "Started",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +35,15 @@ class SnapshotRequest:
 
     def to_wire(self) -> dict[str, str]:
         """The ``snapshot`` field of an ``exec`` (``docs/protocol.md``)."""
-        wire = {"when": self.when, "objective": self.objective, "thread": self.thread,
-                "run": self.run}
+        wire = {
+            "when": self.when,
+            "objective": self.objective,
+            "thread": self.thread,
+            "run": self.run,
+        }
         if self.name:
             wire["name"] = self.name
         return wire
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from codebolt_topo.client.events import (
@@ -20,26 +20,30 @@ from codebolt_topo.client.events import (
     Started,
 )
 from codebolt_topo.errors import ExecError, ProtocolError, TopoError
-from codebolt_topo.node.flow import AckPolicy
-from codebolt_topo.node.link import Link
-from codebolt_topo.node.protocol import (
-    CHUNK_SIZE,
-    STDERR,
-    STDIN,
-    STDOUT,
-    JobStream,
-    encode,
-    pack_data,
-    unpack_data,
-)
+from codebolt_topo.wire.codec import encode
+from codebolt_topo.wire.flow import AckPolicy
+from codebolt_topo.wire.frames import CHUNK_SIZE, STDERR, STDIN, STDOUT, pack_data, unpack_data
+from codebolt_topo.wire.link import Link
+from codebolt_topo.wire.tracking import JobStream
 
 if TYPE_CHECKING:
     from codebolt_topo.client.connection import NodeClient
 
-__all__ = ["ExecHandle", "TargetProgress"]
+__all__ = ["ExecHandle", "Stdin", "TargetProgress"]
+
+Stdin = bytes | AsyncIterable[bytes]
+"""A job's stdin: all of it at once, or a stream sent as it comes (a bundle piped through)."""
 
 
 _NAMES: tuple[Literal["stdout", "stderr"], ...] = ("stdout", "stdout", "stderr")
+
+
+async def _pieces(data: Stdin) -> AsyncIterator[bytes]:
+    if isinstance(data, bytes):
+        yield data
+    else:
+        async for piece in data:
+            yield piece
 
 
 class TargetProgress:
@@ -93,9 +97,16 @@ class ExecHandle:
     Requests with stdin are not resumed (what the node received of it is not known).
     """
 
-    def __init__(self, link: Link, request_id: str, stdin: bytes | None, *,
-                 client: NodeClient | None = None, request: dict[str, Any] | None = None,
-                 targets: Mapping[str, TargetProgress] | None = None) -> None:
+    def __init__(
+        self,
+        link: Link,
+        request_id: str,
+        stdin: Stdin | None,
+        *,
+        client: NodeClient | None = None,
+        request: dict[str, Any] | None = None,
+        targets: Mapping[str, TargetProgress] | None = None,
+    ) -> None:
         self._link = link
         self.id = request_id
         self._stdin = stdin
@@ -108,6 +119,7 @@ class ExecHandle:
         self._wire = request_id  # the first wire id (attach: not the request id)
         self._wires: dict[str, list[str] | None] = {request_id: None}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stdin_writer: asyncio.Task[None] | None = None
         self._resuming = 0
         self._ack_pending = False
         self._ended = False
@@ -162,6 +174,15 @@ class ExecHandle:
         """Cancel every job of the request, on every node it reached."""
         await self._link.send(encode({"t": "cancel", "id": self._wire_for(None)}))
 
+    async def stop_stdin(self) -> None:
+        """Stop sending stdin (the caller gave up): a stream being sent is closed where it
+        stands, with no ``eof``; returns once it is."""
+        writer = self._stdin_writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
     async def signal(self, node: str, sig: str) -> None:
         """Deliver ``sig`` (e.g. ``"SIGINT"``) to the process group of the job on ``node``."""
         await self._link.send(encode({"t": "signal", "ch": self._channel(node), "signal": sig}))
@@ -181,14 +202,37 @@ class ExecHandle:
         try:
             return self._channels[node]
         except KeyError:
-            raise ExecError(f"no running job on node {node!r} in this request", node=node,
-                            code="bad-request") from None
+            raise ExecError(
+                f"no running job on node {node!r} in this request", node=node, code="bad-request"
+            ) from None
 
-    async def _write_stdin(self, ch: int, data: bytes) -> None:
-        view = memoryview(data)
-        for offset in range(0, len(view), CHUNK_SIZE):
-            await self._link.send(pack_data(STDIN, ch, offset, view[offset:offset + CHUNK_SIZE]))
-        await self._link.send(encode({"t": "eof", "ch": ch}))
+    async def _write_stdin(self, ch: int, data: Stdin) -> None:
+        """Send ``data`` as the job's stdin, then ``eof``. A stream is sent as it comes, each
+        frame awaited (the link's write buffer, then TCP, push back on a slow job); a stream
+        that fails never reaches ``eof``: the request is cancelled and iterating the handle
+        raises what the stream raised, so a half-sent input is never taken as whole."""
+        offset = 0
+        pieces = aiter(_pieces(data))
+        while True:
+            try:
+                piece = await anext(pieces)
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                with contextlib.suppress(TopoError):
+                    await self.cancel()
+                self._events.put_nowait(exc)
+                return
+            view = memoryview(piece)
+            try:
+                for start in range(0, len(view), CHUNK_SIZE):
+                    part = view[start : start + CHUNK_SIZE]
+                    await self._link.send(pack_data(STDIN, ch, offset, part))
+                    offset += len(part)
+            except TopoError:
+                return  # the link was lost: the handle hears it (on_lost) and reports it
+        with contextlib.suppress(TopoError):
+            await self._link.send(encode({"t": "eof", "ch": ch}))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -210,8 +254,9 @@ class ExecHandle:
             if ch is not None and target.ack.due:
                 stdout, stderr = target.ack.take()
                 with contextlib.suppress(TopoError):  # a lost link resumes from received offsets
-                    await self._link.send(encode({"t": "ack", "ch": ch, "stdout": stdout,
-                                                  "stderr": stderr}))
+                    await self._link.send(
+                        encode({"t": "ack", "ch": ch, "stdout": stdout, "stderr": stderr})
+                    )
 
     # Link handler (the request's first wire) ------------------------------------------------
     async def on_control(self, msg: dict[str, Any]) -> None:
@@ -241,7 +286,9 @@ class ExecHandle:
             target.started = True
             put(Started(node, msg.get("pid"), msg.get("path", [])))
             if self._stdin is not None:
-                self._spawn(self._write_stdin(ch, self._stdin))
+                self._stdin_writer = asyncio.ensure_future(self._write_stdin(ch, self._stdin))
+                self._tasks.add(self._stdin_writer)
+                self._stdin_writer.add_done_callback(self._tasks.discard)
         elif kind == "exit":
             node = self._jobs.pop(msg["ch"], None)
             ended = self._targets.get(node) if node is not None else None
@@ -255,9 +302,17 @@ class ExecHandle:
             except ProtocolError as exc:
                 put(exc)
                 return
-            put(Exit(msg["node"], msg.get("code"), msg.get("signal"), msg.get("duration", 0.0),
-                     msg.get("timed_out", False), msg.get("cancelled", False),
-                     tuple(msg.get("snapshots", ()))))
+            put(
+                Exit(
+                    msg["node"],
+                    msg.get("code"),
+                    msg.get("signal"),
+                    msg.get("duration", 0.0),
+                    msg.get("timed_out", False),
+                    msg.get("cancelled", False),
+                    tuple(msg.get("snapshots", ())),
+                )
+            )
         elif kind == "error":
             self._error(msg)
         elif kind == "notify":
@@ -271,8 +326,13 @@ class ExecHandle:
                 self._channels.pop(gone, None)
         target = self._targets.get(node) if node is not None else None
         code = msg["code"]
-        if node is not None and target is not None and target.open and self._resumable() and (
-                code == "peer-lost" or (code == "unreachable" and target.attempts > 0)):
+        if (
+            node is not None
+            and target is not None
+            and target.open
+            and self._resumable()
+            and (code == "peer-lost" or (code == "unreachable" and target.attempts > 0))
+        ):
             self._channels.pop(node, None)
             self._resume([node], msg.get("hop"), code, msg["message"])
             return
@@ -325,8 +385,7 @@ class ExecHandle:
         self._resuming += 1
         self._spawn(self._resume_task(nodes, hop, code, reason))
 
-    async def _resume_task(self, nodes: list[str], hop: str | None, code: str,
-                           reason: str) -> None:
+    async def _resume_task(self, nodes: list[str], hop: str | None, code: str, reason: str) -> None:
         """Resend the request for ``nodes`` until it is accepted or the attempts run out; then
         the failure that started it (``hop``, ``code``) is reported, with the last reason."""
         client = self._client
@@ -337,19 +396,25 @@ class ExecHandle:
                 if attempt >= client.retries:
                     for node in nodes:
                         self._targets[node].open = False
-                        self._events.put_nowait(Failed(
-                            node, hop, code, f"{reason} (gave up resuming after {attempt} "
-                            "attempts)"))
+                        self._events.put_nowait(
+                            Failed(
+                                node,
+                                hop,
+                                code,
+                                f"{reason} (gave up resuming after {attempt} attempts)",
+                            )
+                        )
                     return
                 for node in nodes:
                     self._targets[node].attempts += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
+                await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
                 try:
                     link = await client.link()
                     self._link = link
                     for msg in self._resume_messages(client, nodes):
-                        self._wires[msg["id"]] = [msg["target"]] if isinstance(
-                            msg["target"], str) else msg["target"]
+                        self._wires[msg["id"]] = (
+                            [msg["target"]] if isinstance(msg["target"], str) else msg["target"]
+                        )
                         await link.request(msg, _Wire(self, msg["id"]))
                     return
                 except TopoError as exc:
@@ -366,7 +431,13 @@ class ExecHandle:
             if not share:
                 continue
             base = {"t": "attach"} if kind == "attach" else dict(self._request or {})
-            messages.append({**base, "id": client.wire_id(self.id), "origin": self.id,
-                             "target": share[0] if len(share) == 1 else share,
-                             "resume": {n: self._targets[n].resume_point() for n in share}})
+            messages.append(
+                {
+                    **base,
+                    "id": client.wire_id(self.id),
+                    "origin": self.id,
+                    "target": share[0] if len(share) == 1 else share,
+                    "resume": {n: self._targets[n].resume_point() for n in share},
+                }
+            )
         return messages

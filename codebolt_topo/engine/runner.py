@@ -8,7 +8,8 @@ Order of an apply, chosen so that a failure half-way leaves a consistent, resuma
 3. removed nodes are stopped last, after no neighbour routes to them any more.
 
 The state file is written after every node changes (atomic rename), under the lock held by the
-caller. Errors of one node do not stop the others; they are collected and raised together.
+caller; the nodes that change at the same time share one write (engine/saves.py). Errors of one
+node do not stop the others; they are collected and raised together.
 """
 
 from __future__ import annotations
@@ -21,14 +22,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codebolt_topo.client import NodeClient
-from codebolt_topo.engine.statefile import StateFile
+from codebolt_topo.engine.certificates import identity_for, node_serves_tls
+from codebolt_topo.engine.dialing import EdgeEnds, resolve_edge
+from codebolt_topo.engine.events import EventJournal
+from codebolt_topo.engine.history import HistoryKeeper
+from codebolt_topo.engine.joining import (
+    dials_out_only,
+    join_offers_for,
+    joined_and_placed,
+    prepare_offers,
+)
+from codebolt_topo.engine.reasons import one_line
+from codebolt_topo.engine.saves import CoalescedSaves
+from codebolt_topo.engine.statefile import StateBackend
 from codebolt_topo.errors import TopoError
 from codebolt_topo.model.state import Lifecycle, NodeState, State
-from codebolt_topo.node.config import LaunchConfig, PeerLink, RuntimeConfig, token_digest
+from codebolt_topo.model.topology import DialMode
 from codebolt_topo.plan.desired import DesiredNode, stable_hash
-from codebolt_topo.plan.diff import ActionKind, Plan
+from codebolt_topo.plan.diff import Action, ActionKind, Plan
+from codebolt_topo.plan.placement import Forecast
 from codebolt_topo.providers.base import NodeLaunch, Observation, Provider, ProviderContext
 from codebolt_topo.providers.registry import load_provider
+from codebolt_topo.wire.config import (
+    DialOut,
+    LaunchConfig,
+    PeerLink,
+    RuntimeConfig,
+    token_digest,
+)
 
 __all__ = ["ApplyError", "Engine"]
 
@@ -52,9 +73,17 @@ class ApplyError(TopoError):
 class Engine:
     """Runs plans for one topology; the caller holds the state lock around mutating calls."""
 
-    state_file: StateFile
+    state_file: StateBackend
     progress: Callable[[str], None] = lambda message: None
     providers: dict[str, Provider] = field(default_factory=dict)
+    #: Archives each node's narrative history before it is stopped (engine/history.py).
+    history: HistoryKeeper | None = None
+    _saves: CoalescedSaves | None = field(default=None, init=False, repr=False)
+
+    @property
+    def journal(self) -> EventJournal:
+        """Where each node's lifecycle events and their reasons are recorded (describe)."""
+        return EventJournal(self.state_file.runtime_dir)
 
     def provider(self, name: str, state: State) -> Provider:
         if name not in self.providers:
@@ -63,6 +92,7 @@ class Engine:
                 lineage=state.lineage,
                 runtime_dir=self.state_file.runtime_dir,
                 base_dir=self.state_file.directory.parent,
+                progress=self.progress,  # long provider steps are timed like the engine's
             )
             self.providers[name] = load_provider(name)(context)
         return self.providers[name]
@@ -79,6 +109,14 @@ class Engine:
         results = await asyncio.gather(*(observe(state.nodes[n]) for n in names))
         return dict(zip(names, results, strict=True))
 
+    async def forecast(self, plan: Plan, state: State) -> list[Forecast]:
+        """Where the placing providers (hybrid) will put the nodes ``plan`` starts with them."""
+        names = {a.provider for a in plan.of_kind(ActionKind.CREATE, ActionKind.REPLACE)}
+        forecasts: list[Forecast] = []
+        for name in sorted(names):
+            forecasts.extend(await self.provider(name, state).forecast(plan, state))
+        return forecasts
+
     async def remove_orphans(self, state: State, providers: set[str]) -> list[str]:
         """Stop nodes that carry this topology's markers but that the state does not record:
         what a run killed between starting a node and saving its handle leaves behind."""
@@ -92,40 +130,51 @@ class Engine:
                 self.progress(
                     f"{found.node}: removing an orphan left by an interrupted run ({found.handle})"
                 )
+                self.journal.record(
+                    found.node, "orphan-removed", f"left by an interrupted run: {found.handle}"
+                )
                 await provider.destroy(found.handle, grace=2.0)
                 removed.append(found.node)
         return removed
 
-    async def apply(self, plan: Plan, state: State) -> State:
+    async def apply(
+        self, plan: Plan, state: State, configure: frozenset[str] | None = None
+    ) -> State:
+        """Carry out ``plan``; ``configure`` (a targeted apply) limits the ``configure``
+        pushes to those nodes, leaving every other node's wiring as it is."""
         failures: dict[str, str] = {}
         limit = asyncio.Semaphore(PARALLEL_STARTS)
+        # What the journal records: the reasons as a plan shows them, env values masked.
+        why = {a.node: one_line(a) for a in plan.actions}
 
-        async def start(action_kind: ActionKind, name: str) -> None:
+        async def start(action: Action) -> None:
             async with limit:
                 try:
-                    if action_kind is ActionKind.REPLACE:
-                        await self._stop(state, name)
-                    await self._create(state, plan.desired[name])
+                    if action.kind is ActionKind.REPLACE:
+                        reason = f"replace: {why[action.node]}"
+                        await self._stop(state, action.node, reason, replacing=True)
+                    forecast = plan.placements.get(action.node)
+                    await self._create(
+                        state, plan.desired[action.node], forecast.entry if forecast else None
+                    )
                 except TopoError as error:
-                    failures[name] = str(error)
+                    failures[action.node] = str(error)
 
         await asyncio.gather(
-            *(
-                start(action.kind, action.node)
-                for action in plan.of_kind(ActionKind.CREATE, ActionKind.REPLACE)
-            )
+            *(start(action) for action in plan.of_kind(ActionKind.CREATE, ActionKind.REPLACE))
         )
-        self._sync_edge_tokens(state, plan.desired)
+        self.sync_edge_tokens(state, plan.desired)
+        failures.update(prepare_offers(self, state, plan.desired))  # before their join points
         await asyncio.gather(
             *(
                 self._configure(state, desired, failures)
                 for desired in plan.desired.values()
-                if desired.name not in failures
+                if desired.name not in failures and (configure is None or desired.name in configure)
             )
         )
         for action in plan.of_kind(ActionKind.DELETE):
             try:
-                await self._stop(state, action.node)
+                await self._stop(state, action.node, why[action.node] or "removed")
             except TopoError as error:
                 failures[action.node] = str(error)
         if failures:
@@ -137,7 +186,7 @@ class Engine:
 
         async def stop(name: str) -> None:
             try:
-                await self._stop(state, name)
+                await self._stop(state, name, "destroy")
             except TopoError as error:
                 failures[name] = str(error)
 
@@ -145,11 +194,22 @@ class Engine:
         if failures:
             raise ApplyError(failures)
         state.edge_tokens.clear()
+        state.ca = None  # the topology's CA goes with it: a new apply makes a new one
         self.state_file.save(state)
         return state
 
-    async def _create(self, state: State, desired: DesiredNode) -> None:
+    async def _save(self, state: State) -> None:
+        """Write ``state`` with the other nodes' changes of the moment (engine/saves.py)."""
+        if self._saves is None:
+            self._saves = CoalescedSaves(self.state_file.save)
+        await self._saves.save(state)
+
+    async def _create(self, state: State, desired: DesiredNode, entry: int | None = None) -> None:
+        """Start ``desired`` (on placement entry ``entry`` when the plan forecast one), with a
+        certificate of its own (engine/certificates.py)."""
         name = desired.name
+        serve = node_serves_tls(desired.spec, entry)
+        identity = identity_for(state, name, serve=serve)
         node_dir = self.state_file.runtime_dir / "nodes" / name
         admin_token = secrets.token_urlsafe(32)
         node = NodeState(
@@ -158,11 +218,14 @@ class Engine:
             admin_token=admin_token,
             launch=desired.launch_settings,
             launch_hash=desired.launch_hash,
+            pinned_ca=identity.ca if serve else None,
         )
         state.nodes[name] = node
-        node.move_to(Lifecycle.STARTING)
-        self.state_file.save(state)
+        why = f"provider {desired.spec.provider}"
+        node.move_to(Lifecycle.STARTING, why)
+        await self._save(state)
         self.progress(f"{name}: starting ({desired.spec.provider})")
+        self.journal.record(name, "starting", why)
         launch = LaunchConfig(
             topology=state.topology,
             node=name,
@@ -172,33 +235,45 @@ class Engine:
             workspace=str(desired.workspace or node_dir / "workspace"),
             state_dir=str(node_dir),
             env=desired.spec.env,
+            tls=identity,
         )
         try:
             placement = await self.provider(desired.spec.provider, state).create(
-                NodeLaunch(name=name, spec=desired.spec, config=launch)
+                NodeLaunch(name=name, spec=desired.spec, config=launch, placement=entry)
             )
-        except TopoError:
-            node.move_to(Lifecycle.FAILED)
-            self.state_file.save(state)
+        except TopoError as error:
+            node.move_to(Lifecycle.FAILED, str(error))
+            await self._save(state)
+            self.journal.record(name, "start-failed", str(error))
             raise
         node.handle, node.host, node.port = placement.handle, placement.host, placement.port
-        node.move_to(Lifecycle.RUNNING)
-        self.state_file.save(state)
-        self.progress(f"{name}: running at {node.url}")
+        where = f"at {node.url}"
+        if dials_out_only(node):  # runs elsewhere, when its developer joins
+            node.host = node.port = None
+            where = f"ready to be joined (codebolt state credentials {name})"
+        node.move_to(Lifecycle.RUNNING, where)
+        await self._save(state)
+        self.progress(f"{name}: {where if node.url is None else f'running {where}'}")
+        self.journal.record(name, "running", where)
 
-    async def _stop(self, state: State, name: str) -> None:
+    async def _stop(self, state: State, name: str, reason: str, replacing: bool = False) -> None:
         node = state.nodes[name]
+        if self.history is not None:
+            await self.history.keep(state, node, replacing=replacing)
+        self.journal.record(name, "stopping", reason)
         if node.lifecycle not in (Lifecycle.STOPPING, Lifecycle.STOPPED):
-            node.move_to(Lifecycle.STOPPING)
-            self.state_file.save(state)
+            node.move_to(Lifecycle.STOPPING, reason)
+            await self._save(state)
         self.progress(f"{name}: stopping")
         if node.handle:
             await self.provider(node.provider, state).destroy(node.handle)
         del state.nodes[name]
-        self.state_file.save(state)
+        await self._save(state)
         self.progress(f"{name}: stopped")
+        self.journal.record(name, "stopped", reason)
 
-    def _sync_edge_tokens(self, state: State, desired: Mapping[str, DesiredNode]) -> None:
+    def sync_edge_tokens(self, state: State, desired: Mapping[str, DesiredNode]) -> None:
+        """One token per wanted edge: those of edges gone are dropped, new edges get one."""
         wanted = {f"{n.name}->{peer}" for n in desired.values() for peer in n.peers}
         for key in list(state.edge_tokens):
             if key not in wanted:
@@ -206,27 +281,49 @@ class Engine:
         for key in sorted(wanted - set(state.edge_tokens)):
             state.edge_tokens[key] = secrets.token_urlsafe(32)
 
-    def peer_links(self, state: State,
-                   desired: DesiredNode) -> tuple[dict[str, PeerLink], list[str]]:
-        """Links to ``desired``'s running peers, and the running peers its provider cannot
-        address: an edge that cannot carry work is an error to report, not to drop quietly."""
+    def peer_links(
+        self, state: State, desired: DesiredNode
+    ) -> tuple[dict[str, PeerLink], list[str]]:
+        """Links to ``desired``'s running peers (opened by the end each edge's ``dial`` and the
+        providers choose: engine/dialing.py), and the running peers it can neither reach nor
+        be reached by as asked: an edge that cannot carry work is an error to report, not to
+        drop quietly."""
         links, unreachable = {}, []
-        sender = self.provider(desired.spec.provider, state)
-        sender_state = state.nodes.get(desired.name)
         for peer in desired.peers:
-            peer_state = state.nodes.get(peer)
-            if peer_state is None or peer_state.url is None:
+            ends = self._edge_ends(state, desired.name, peer, desired.dials.get(peer, "auto"))
+            if ends is None:
                 continue  # not started (yet): wired when it runs
-            url = sender.peer_url(peer_state, sender_state)
-            if url is None:
+            link = ends.peer_link(state.edge_tokens[f"{desired.name}->{peer}"])
+            if link is None:
                 unreachable.append(peer)
             else:
-                links[peer] = PeerLink(url=url,
-                                       token=state.edge_tokens[f"{desired.name}->{peer}"])
+                links[peer] = link
         return links, unreachable
 
-    def runtime_config(self, state: State, desired: DesiredNode,
-                       peers: dict[str, PeerLink]) -> RuntimeConfig:
+    def dial_outs(self, state: State, desired: DesiredNode) -> dict[str, DialOut]:
+        """The senders ``desired`` dials (its inbound edges whose receiver opens the link)."""
+        outs = {}
+        for source in desired.inbound:
+            mode = desired.inbound_dials.get(source, "auto")
+            ends = self._edge_ends(state, source, desired.name, mode)
+            out = ends.dial_out(state.edge_tokens[f"{source}->{desired.name}"]) if ends else None
+            if out is not None:
+                outs[source] = out
+        return outs
+
+    def _edge_ends(self, state: State, source: str, target: str, mode: DialMode) -> EdgeEnds | None:
+        sender, receiver = state.nodes.get(source), state.nodes.get(target)
+        if sender is None or receiver is None or not (_wired(sender) and _wired(receiver)):
+            return None
+
+        def url_from(start: NodeState, end: NodeState) -> str | None:
+            return self.provider(start.provider, state).peer_url(end, start)
+
+        return resolve_edge(mode, sender, receiver, url_from)
+
+    def runtime_config(
+        self, state: State, desired: DesiredNode, peers: dict[str, PeerLink]
+    ) -> RuntimeConfig:
         """The wiring a node should run with, given the links to its peers."""
         sender = self.provider(desired.spec.provider, state)
         accept = {
@@ -237,19 +334,30 @@ class Engine:
             peers=peers,
             routes=desired.routes,
             accept=accept,
+            dial=self.dial_outs(state, desired),
             upstream=desired.upstream,
+            joins=join_offers_for(state, desired.name),
             plugins=desired.plugins,
             capabilities=sorted(sender.offers(desired.spec)[0]),
             hop_limit=max(16, len(state.nodes)),
             keepalive_interval=desired.keepalive[0],
             keepalive_timeout=desired.keepalive[1],
+            limits=desired.limits,
         )
+
+    async def configure(
+        self, state: State, nodes: list[DesiredNode], failures: dict[str, str]
+    ) -> None:
+        """Push each of ``nodes`` the wiring it should run with, where it changed."""
+        await asyncio.gather(*(self._configure(state, desired, failures) for desired in nodes))
 
     async def _configure(
         self, state: State, desired: DesiredNode, failures: dict[str, str]
     ) -> None:
         node = state.nodes.get(desired.name)
-        if node is None or node.lifecycle is not Lifecycle.RUNNING or node.url is None:
+        if node is None or not (node.lifecycle is Lifecycle.RUNNING or joined_and_placed(node)):
+            return
+        if node.url is None and not dials_out_only(node):
             return
         peers, unreachable = self.peer_links(state, desired)
         config = self.runtime_config(state, desired, peers)
@@ -264,19 +372,38 @@ class Engine:
         if digest == node.runtime_hash and node.wiring == _jsonable(desired.wiring):
             return
         pushed = config.model_copy(update={"generation": node.generation + 1})
+        if dials_out_only(node):  # its wiring went into its offer (engine/joining.py)
+            node.generation, node.runtime_hash = pushed.generation, digest
+            node.wiring = _jsonable(desired.wiring)
+            await self._save(state)
+            return
         try:
-            async with NodeClient.connect(node.url, node.admin_token, name=node.name) as client:
+            async with NodeClient.admin(node) as client:
                 await client.configure(pushed)
                 if not node.detected:  # probed once by the daemon where it runs
                     node.detected = list((await client.info()).get("detected", []))
         except (TopoError, OSError) as error:
             failures[desired.name] = f"configure failed: {error}"
+            self.journal.record(desired.name, "configure-failed", str(error))
             return
         node.generation = pushed.generation
         node.runtime_hash = digest
         node.wiring = _jsonable(desired.wiring)
-        self.state_file.save(state)
+        await self._save(state)
         self.progress(f"{desired.name}: configured (generation {node.generation})")
+        self.journal.record(
+            desired.name,
+            "configured",
+            f"generation {node.generation}: sends work to {', '.join(peers) or 'nobody'}",
+        )
+
+
+def _wired(node: NodeState) -> bool:
+    """Whether ``node`` can have its edges wired: it runs and is reachable at its URL, or it
+    is a joined node, which opens every edge itself."""
+    if node.url is not None:
+        return True
+    return joined_and_placed(node)
 
 
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:

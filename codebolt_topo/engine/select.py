@@ -15,8 +15,8 @@ from pathlib import Path
 
 from codebolt_topo.capabilities import missing
 from codebolt_topo.client import NodeClient
+from codebolt_topo.engine.backends import backend_for
 from codebolt_topo.engine.runner import Engine
-from codebolt_topo.engine.statefile import StateFile, state_dir_for
 from codebolt_topo.errors import ConfigError, StateError, TopoError
 from codebolt_topo.model.state import NodeState
 from codebolt_topo.plan.validate import validate_file
@@ -29,7 +29,7 @@ async def _load(node: NodeState) -> int:
     if node.url is None:
         return 1 << 30
     with contextlib.suppress(TopoError, OSError, TimeoutError):
-        async with NodeClient.connect(node.url, node.admin_token, name=node.name) as client:
+        async with NodeClient.admin(node) as client:
             info = await asyncio.wait_for(client.info(), 2.0)
             return int(info.get("jobs", 0))
     return 1 << 30
@@ -44,7 +44,7 @@ async def select_targets(
     selector); otherwise the nearest one. No match is an error that says what each lacks.
     """
     validated = validate_file(path)
-    state_file = StateFile(state_dir_for(path), validated.topology.name)
+    state_file = backend_for(path, validated.topology)
     state = state_file.load()
     if not state.nodes:
         raise StateError(f"topology {validated.topology.name!r} is not applied")
@@ -52,8 +52,10 @@ async def select_targets(
     entry = from_node or graph.entries()[0]
     engine = Engine(state_file)
     hops = {name: graph.hops(entry, name) for name in validated.topology.nodes}
-    candidates = sorted((n for n, h in hops.items() if h is not None),
-                        key=lambda n: (hops[n], list(validated.topology.nodes).index(n)))
+    candidates = sorted(
+        (n for n, h in hops.items() if h is not None),
+        key=lambda n: (hops[n], list(validated.topology.nodes).index(n)),
+    )
     lacking: dict[str, list[str]] = {}
     for name in candidates:
         spec = validated.topology.nodes[name]

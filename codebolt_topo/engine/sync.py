@@ -1,15 +1,13 @@
 """``codebolt sync``: move narrative history along the edges that declare ``sync``.
 
-Design: the orchestrator drives every transfer through the node protocol's exec channel (see
-:mod:`~codebolt_topo.narrative.remote`), connecting to each end node with that node's admin
-token from the state file. For one transfer *source → receiver*:
-
-1. on the receiver: ``have`` → the commits it holds (JSON: thread tips, diverged copies and a
-   sample of their history, so the sender finds a common commit even after the receiver moved);
-2. on the source: ``export --have - --remotes`` with those heads as stdin → the bundle (stdout,
-   binary frames), incremental against what the receiver holds, so only the first exchange is
-   a full one;
-3. on the receiver: ``import --source-env <source>`` with the bundle as stdin → the report.
+Design: the orchestrator only asks and reports. For each transfer it sends the edge's *sender*
+(the node that holds the edge's link and may run work on the receiver) one admin ``sync {peer,
+direction}``, and the sender moves the bundle itself, over the edge's own link
+(``node/narrative_sync.py``): ``have`` on the receiving store, ``export --have`` on the
+sending one, the bundle streamed into ``import --source-env`` with the link's flow control,
+verified before any ref moves. No bundle byte passes through the orchestrator, and no node
+needs another's admin token. A sender too old to know ``sync`` is synced the old way, through
+the orchestrator (:mod:`~codebolt_topo.engine.sync_relay`).
 
 ``push`` moves ``from → to``, ``pull`` moves ``to → from``, ``both`` does both (push first).
 Transfers run one at a time in topological order of the transfer graph (cycles, such as a
@@ -29,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from codebolt_topo.errors import ConfigError, StateError
+from codebolt_topo.engine.joining import dials_out_only
+from codebolt_topo.errors import ConfigError, ExecError, StateError
 from codebolt_topo.model.state import Lifecycle, State
 
 if TYPE_CHECKING:
     from codebolt_topo.narrative.remote import NodeNarrative
     from codebolt_topo.plan.shapes import Edge
+    from codebolt_topo.providers.joined.member import JoinedHome
 
 __all__ = [
     "EdgeSync",
@@ -45,6 +45,7 @@ __all__ = [
     "plan_transfers",
     "snapshot_nodes",
     "sync_edges",
+    "sync_from_joined",
 ]
 
 _EDGE = re.compile(r"^\s*([a-z0-9][a-z0-9_-]*)\s*->\s*([a-z0-9][a-z0-9_-]*)\s*$")
@@ -59,6 +60,16 @@ class Transfer:
     source: str
     receiver: str
 
+    @property
+    def sender(self) -> str:
+        """The edge's sender, which drives the transfer (it holds the edge's link)."""
+        return self.source if self.direction == "push" else self.receiver
+
+    @property
+    def peer(self) -> str:
+        """The edge's receiver: the sender's peer."""
+        return self.receiver if self.direction == "push" else self.source
+
 
 @dataclass(slots=True)
 class EdgeSync:
@@ -72,6 +83,18 @@ class EdgeSync:
     diverged: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     objects_written: int = 0
+    route: Literal["edge", "orchestrator"] = "edge"
+    """Where the bundle travelled: over the edge's link, or relayed through the orchestrator
+    (a sender that predates the ``sync`` message)."""
+
+    def take(self, summary: dict[str, Any] | None) -> None:
+        """Fill the outcome from the import's summary (``report`` of ``synced``: thread ids
+        per outcome, objects written; None: nothing was sent)."""
+        if summary is None:
+            return
+        for kind in ("created", "updated", "diverged", "unchanged"):
+            getattr(self, kind).extend(summary.get(kind, ()))
+        self.objects_written = int(summary.get("objects_written", 0))
 
 
 @dataclass(slots=True)
@@ -79,6 +102,8 @@ class SyncReport:
     """Every transfer of one ``codebolt sync``, in the order they ran."""
 
     transfers: list[EdgeSync] = field(default_factory=list)
+    elsewhere: list[Transfer] = field(default_factory=list)
+    """Transfers whose sender joined from its own machine: it runs them from there."""
 
     @property
     def bytes(self) -> int:
@@ -137,16 +162,16 @@ async def snapshot_nodes(
     snapshots around exactly that job. *names*: name, message, run_name, …
     """
     from codebolt_topo.client import NodeClient
-    from codebolt_topo.engine.statefile import StateFile, state_dir_for
+    from codebolt_topo.engine.backends import backend_for
     from codebolt_topo.plan.validate import validate_file
 
-    state = StateFile(state_dir_for(path), validate_file(path).topology.name).load()
+    state = backend_for(path, validate_file(path).topology).load()
     infos: dict[str, dict[str, Any]] = {}
     for node in nodes:
         held = state.nodes.get(node)
         if held is None or held.url is None:
             raise StateError(f"node {node!r} is not running (run: codebolt apply {path})")
-        async with NodeClient.connect(held.url, held.admin_token, name=node) as client:
+        async with NodeClient.admin(held) as client:
             store = node_narrative(client, state, node)
             infos[node] = await store.snapshot(objective, thread, run, **names)
     return infos
@@ -160,37 +185,81 @@ async def sync_edges(
 ) -> SyncReport:
     """Sync the topology at *path* along *edges* (``a->b``; default: every syncing edge)."""
     from codebolt_topo.client import NodeClient
-    from codebolt_topo.engine.statefile import StateFile, state_dir_for
+    from codebolt_topo.engine.backends import backend_for
+    from codebolt_topo.engine.sync_relay import predates_sync, relay_transfer
     from codebolt_topo.plan.validate import validate_file
 
     validated = validate_file(path)
     transfers = plan_transfers(list(validated.edges), edges)
-    state = StateFile(state_dir_for(path), validated.topology.name).load()
+    state = backend_for(path, validated.topology).load()
     report = SyncReport()
     async with contextlib.AsyncExitStack() as stack:
-        stores: dict[str, NodeNarrative] = {}
+        clients: dict[str, NodeClient] = {}
 
-        async def store(node: str) -> NodeNarrative:
-            if node not in stores:
+        async def admin(node: str) -> NodeClient:
+            if node not in clients:
                 held = state.nodes.get(node)
                 if held is None or held.url is None or held.lifecycle is not Lifecycle.RUNNING:
                     raise StateError(f"node {node!r} is not running (run: codebolt apply {path})")
-                client = await stack.enter_async_context(
-                    NodeClient.connect(held.url, held.admin_token, name=node)
-                )
-                stores[node] = node_narrative(client, state, node)
-            return stores[node]
+                clients[node] = await stack.enter_async_context(NodeClient.admin(held))
+            return clients[node]
 
         for transfer in transfers:
+            held = state.nodes.get(transfer.sender)
+            if held is not None and held.url is None and dials_out_only(held):
+                report.elsewhere.append(transfer)  # nothing here can reach it to ask
+                progress(
+                    f"{transfer.edge} {transfer.direction}: {transfer.sender} joined from its "
+                    "own machine and syncs from there ('codebolt sync' in its join directory)"
+                )
+                continue
             started = time.monotonic()
-            source, receiver = await store(transfer.source), await store(transfer.receiver)
-            bundle = await source.export(await receiver.have())
-            done = EdgeSync(transfer, bytes=len(bundle))
-            if bundle:
-                imported = await receiver.import_bundle(bundle, transfer.source)
-                for kind in ("created", "updated", "diverged", "unchanged"):
-                    getattr(done, kind).extend(c["thread"] for c in imported[kind])
-                done.objects_written = int(imported["objects_written"])
+            sender = await admin(transfer.sender)
+            try:
+                synced = await sender.sync(transfer.peer, transfer.direction)
+                done = EdgeSync(transfer, bytes=int(synced["bytes"]))
+                done.take(synced.get("report"))
+            except ExecError as exc:
+                if not predates_sync(exc):
+                    raise
+                source = node_narrative(await admin(transfer.source), state, transfer.source)
+                receiver = node_narrative(await admin(transfer.receiver), state, transfer.receiver)
+                done = await relay_transfer(transfer, source, receiver)
+            done.seconds = time.monotonic() - started
+            report.transfers.append(done)
+            progress(describe(done))
+    return report
+
+
+async def sync_from_joined(
+    home: JoinedHome,
+    peers: list[str] | None = None,
+    *,
+    progress: Callable[[str], None] = lambda message: None,
+) -> SyncReport:
+    """``codebolt sync`` on a machine that joined a topology: its node pushes its history to
+    each node it sends work to (``peers``: only those), over the links it opened; this process
+    only asks, as the orchestrator does."""
+    from codebolt_topo.client import NodeClient
+
+    membership = home.membership()
+    if not membership.pid:
+        raise StateError(f"joined node {membership.node!r} is not running here (codebolt join)")
+    report = SyncReport()
+    async with NodeClient.connect(membership.url, membership.admin_token) as node:
+        known = list((await node.info()).get("peers", []))
+        unknown = sorted(set(peers or []) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{membership.node} sends work to {', '.join(known) or 'nobody'}, not to "
+                f"{', '.join(unknown)}"
+            )
+        for peer in peers or known:
+            transfer = Transfer(f"{membership.node}->{peer}", "push", membership.node, peer)
+            started = time.monotonic()
+            synced = await node.sync(peer, "push")
+            done = EdgeSync(transfer, bytes=int(synced["bytes"]))
+            done.take(synced.get("report"))
             done.seconds = time.monotonic() - started
             report.transfers.append(done)
             progress(describe(done))
@@ -198,7 +267,8 @@ async def sync_edges(
 
 
 def describe(done: EdgeSync) -> str:
-    """One line per transfer: ``a->b push a => b: 1.2 KiB, 1 created, 2 unchanged (0.4 s)``."""
+    """One line per transfer: ``a->b push a => b: 1234 bytes, 1 created, 2 unchanged (0.4 s)``,
+    saying so when the bundle was relayed through this process (an old sender)."""
     t = done.transfer
     counts = [
         f"{len(getattr(done, kind))} {kind}"
@@ -206,7 +276,12 @@ def describe(done: EdgeSync) -> str:
         if getattr(done, kind)
     ]
     what = ", ".join(counts) or "nothing to send"
+    relayed = (
+        f", relayed here (node {t.sender!r} predates node-to-node sync)"
+        if done.route == "orchestrator"
+        else ""
+    )
     return (
-        f"{t.edge} {t.direction} {t.source} => {t.receiver}: {done.bytes} bytes, {what} "
-        f"({done.seconds:.2f} s)"
+        f"{t.edge} {t.direction} {t.source} => {t.receiver}: {done.bytes} bytes, {what}"
+        f"{relayed} ({done.seconds:.2f} s)"
     )

@@ -12,9 +12,9 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-__all__ = ["Duration", "HeartbeatSpec", "RestartPolicy", "parse_duration"]
+__all__ = ["DURATION_PATTERN", "Duration", "HeartbeatSpec", "RestartPolicy", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -30,10 +30,23 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
+#: A positive duration as the loader accepts one (some digit other than 0 before the unit).
+DURATION_PATTERN = r"^\s*(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?\s*(ms|s|m|h)?\s*$"
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    Field(gt=0, description="Seconds, or a string such as 30s, 500ms, 2m."),
+    Field(gt=0),
+    # The validator takes strings: say so to editors (the JSON schema would type it a number).
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ],
+            "description": "Seconds, or a string such as 30s, 500ms, 2m.",
+        }
+    ),
 ]
 
 
@@ -56,8 +69,8 @@ class HeartbeatSpec(BaseModel):
         None, description="Silence after which a node is suspect (default 3 intervals + timeout)."
     )
     fail_after: Duration | None = Field(
-        None, description="Silence after which a node is failed (default suspect_after + "
-        "2 intervals)."
+        None,
+        description="Silence after which a node is failed (default suspect_after + 2 intervals).",
     )
 
     @property

@@ -9,12 +9,14 @@ the one place that knows pydantic's error vocabulary.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from codebolt_topo.errors import ValidationIssue
+from codebolt_topo.model.nodes import node_model, settings_fields
 from codebolt_topo.model.source import FieldPath, SourceMap, format_path
 from codebolt_topo.model.topology import (
     EDGE_SHORTHAND,
@@ -27,7 +29,6 @@ from codebolt_topo.model.topology import (
     HubSpec,
     LinearShape,
     MeshShape,
-    NodeSpec,
     Topology,
     TreeShape,
 )
@@ -35,15 +36,27 @@ from codebolt_topo.model.topology import (
 __all__ = ["did_you_mean", "issues_from_error"]
 
 _EDGE_MODELS: dict[str, type[BaseModel]] = {
-    "edge": EdgeSpec, "linear": LinearShape, "fan-out": FanOutShape, "tree": TreeShape,
-    "mesh": MeshShape, "hub": HubShape,
+    "edge": EdgeSpec,
+    "linear": LinearShape,
+    "fan-out": FanOutShape,
+    "tree": TreeShape,
+    "mesh": MeshShape,
+    "hub": HubShape,
 }
-_NAME_RULE = "use lowercase letters, digits, '-' and '_', starting with a letter or digit, " \
+_NAME_RULE = (
+    "use lowercase letters, digits, '-' and '_', starting with a letter or digit, "
     "at most 63 characters"
+)
 _TYPE_WORDS = {
-    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
-    "list_type": "a list", "string_type": "a string", "int_type": "an integer",
-    "int_parsing": "an integer", "int_from_float": "an integer", "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "true or false",
     "bool_parsing": "true or false",
 }
 
@@ -83,7 +96,8 @@ def _strip_tags(loc: tuple[str | int, ...]) -> FieldPath:
     if len(parts) >= 3 and parts[0] == "edges" and isinstance(parts[1], int):
         del parts[2]  # the edge-item discriminator's tag always sits right after the index
     return tuple(
-        part for part in parts
+        part
+        for part in parts
         if not (isinstance(part, str) and part.startswith("<") and part.endswith(">"))
     )
 
@@ -100,16 +114,22 @@ def _message(detail: ErrorDetails, raw: tuple[Any, ...], path: FieldPath, at_key
     if kind == "too_short" and path == ("nodes",):
         return "at least one node is required"
     if kind == "too_short":
-        noun = "node" if path and path[-1] in {"nodes", "linear", "mesh", "leaves", "tree"} \
-            else "item"
+        noun = (
+            "node" if path and path[-1] in {"nodes", "linear", "mesh", "leaves", "tree"} else "item"
+        )
         minimum = ctx.get("min_length")
-        return f"needs at least {minimum} {noun}{'s' if minimum != 1 else ''}, got " \
+        return (
+            f"needs at least {minimum} {noun}{'s' if minimum != 1 else ''}, got "
             f"{ctx.get('actual_length')}"
+        )
     if kind == "literal_error":
         return f"expected {ctx.get('expected')}, got {value!r}"
     if kind == "enum":
-        options = [option.strip(" '") for option in str(ctx.get("expected")).replace(" or ", ",")
-                   .split(",") if option.strip(" '")]
+        options = [
+            option.strip(" '")
+            for option in str(ctx.get("expected")).replace(" or ", ",").split(",")
+            if option.strip(" '")
+        ]
         hint = did_you_mean(str(value), options) or f" (expected one of: {', '.join(options)})"
         return f"unknown {path[-1] if path else 'value'} {value!r}{hint}"
     if kind == "edge_item":
@@ -119,8 +139,7 @@ def _message(detail: ErrorDetails, raw: tuple[Any, ...], path: FieldPath, at_key
     if kind in {"tree_child", "plugin_setting"}:
         return f"{detail['msg']}, got {_describe(value)}"
     if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
-        return f"{_lower_first(detail['msg']).replace('input should be', 'must be')}, " \
-            f"got {value!r}"
+        return f"{_lower_first(detail['msg']).replace('input should be', 'must be')}, got {value!r}"
     message = detail["msg"].removeprefix("Value error, ")
     return _lower_first(message)
 
@@ -141,12 +160,58 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     if not loc:
         return Topology
     if loc[0] == "nodes" and len(loc) == 2:
-        return NodeSpec
+        return node_model()
+    if loc[0] == "nodes" and len(loc) > 2 and loc[2] in settings_fields():
+        # Inside a provider's settings (``ssh:``, ``toy:``): its own models, at any depth.
+        owner = settings_fields()[str(loc[2])]
+        return _model_along(owner.fields()[str(loc[2])].annotation, loc[3:])
     if loc[0] == "edges" and len(loc) == 3:
         return _EDGE_MODELS.get(str(loc[2]))
     if loc[0] == "edges" and len(loc) == 4 and loc[2] == loc[3]:
         specs: dict[str, type[BaseModel]] = {"fan-out": FanOutSpec, "hub": HubSpec}
         return specs.get(str(loc[2]))
+    return None
+
+
+def _model_along(annotation: Any, path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model reached from a field's ``annotation`` through ``path`` (field names, list
+    indices; union tags skipped), or None where the path leaves the models."""
+    for part in path:
+        if isinstance(part, str) and part.startswith("<"):
+            continue  # a union's tag: the model is picked by _model_in
+        if isinstance(part, int):
+            annotation = _item_of(annotation)
+            continue
+        model = _model_in(annotation)
+        if model is None or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+    return _model_in(annotation)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The one model class ``annotation`` holds (through Annotated and unions), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _model_in(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        models = {model for arg in get_args(annotation) if (model := _model_in(arg))}
+        return models.pop() if len(models) == 1 else None
+    return None
+
+
+def _item_of(annotation: Any) -> Any:
+    """The item type of a list annotation (through Annotated and Optional), else None."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _item_of(get_args(annotation)[0])
+    if origin is list:
+        return get_args(annotation)[0]
+    if origin in (Union, types.UnionType):
+        items = [item for arg in get_args(annotation) if (item := _item_of(arg)) is not None]
+        return items[0] if len(items) == 1 else None
     return None
 
 
@@ -161,8 +226,10 @@ def _pattern_message(pattern: str, value: Any, path: FieldPath, at_key: bool) ->
         what = "topology name" if path == ("name",) else "node name"
         return f"invalid {what} {value!r}: {_NAME_RULE}"
     if path[:1] == ("nodes",) and "capabilities" in path:
-        return f"invalid capability {value!r}: use lowercase letters, digits and '_.:-', " \
+        return (
+            f"invalid capability {value!r}: use lowercase letters, digits and '_.:-', "
             "starting with a letter or digit"
+        )
     return f"{value!r} does not match the pattern {pattern}"
 
 

@@ -9,8 +9,8 @@ Graph-level checks (unknown nodes in edges, shapes, ports) belong to :mod:`codeb
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from codebolt_topo.errors import Location, TopologyError, ValidationIssue
+from codebolt_topo.model.discovery import provider_names
 from codebolt_topo.model.issues import did_you_mean, issues_from_error
+from codebolt_topo.model.nodes import rules_for_nodes, topology_model
+from codebolt_topo.model.rules import NodeRules
 from codebolt_topo.model.source import (
     FieldPath,
     LazySourceMap,
@@ -36,11 +39,13 @@ __all__ = ["LoadedTopology", "SchemaError", "load_topology"]
 
 @dataclass(frozen=True, slots=True)
 class LoadedTopology:
-    """A valid topology and where each of its parts was written (for later, located errors)."""
+    """A valid topology, where each of its parts was written (for later, located errors), and
+    the rules of the providers it was validated with (the planner asks the same ones)."""
 
     topology: Topology
     path: Path
     source_map: SourceMap
+    rules: Mapping[str, NodeRules] = field(default_factory=dict)
 
 
 class SchemaError(TopologyError):
@@ -51,8 +56,9 @@ class SchemaError(TopologyError):
     loader's first and the graph's after they are fixed.
     """
 
-    def __init__(self, issues: list[ValidationIssue], data: dict[str, Any],
-                 sources: SourceMap) -> None:
+    def __init__(
+        self, issues: list[ValidationIssue], data: dict[str, Any], sources: SourceMap
+    ) -> None:
         super().__init__(issues)
         self.data = data
         self.sources = sources
@@ -64,7 +70,9 @@ def load_topology(
     """Parse and validate one topology file; raise :class:`TopologyError` with every issue.
 
     ``text`` skips reading ``path`` (editors, tests); locations still name ``path`` as given.
-    ``providers`` replaces the installed provider names (tests, dry runs on another machine).
+    ``providers`` replaces the installed provider names (tests, dry runs on another machine);
+    the settings and rules nodes follow are always the installed providers' (those the file
+    uses: :func:`~codebolt_topo.model.nodes.rules_for_nodes`).
     """
     file = str(path)
     if text is None:
@@ -108,22 +116,18 @@ def _load(path: Path, file: str, text: str, providers: Iterable[str] | None) -> 
     issues = _shape_of_document(data, sources)
     if issues:
         raise TopologyError(issues)
-    installed = sorted(providers) if providers is not None else _installed_providers()
+    installed = sorted(providers) if providers is not None else provider_names()
     issues = _duplicate_issues(root, sources) + _provider_issues(data, installed, sources)
+    nodes = data.get("nodes")
+    rules = rules_for_nodes(nodes if isinstance(nodes, dict) else {})
     topology: Topology | None = None
     try:
-        topology = Topology.model_validate(data)
+        topology = topology_model(rules).model_validate(data)
     except ValidationError as exc:
         issues += issues_from_error(exc, sources)
     if issues or topology is None:
         raise SchemaError(sorted(issues, key=_position), data, sources)
-    return LoadedTopology(topology, path, sources)
-
-
-def _installed_providers() -> list[str]:
-    from codebolt_topo.providers.registry import provider_names
-
-    return provider_names()
+    return LoadedTopology(topology, path, sources, rules)
 
 
 def _yaml() -> Any:
@@ -172,8 +176,11 @@ def _parse(text: str, sources: SourceMap) -> tuple[Any, Any, list[ValidationIssu
         raw: Any = yaml.constructor.construct_document(root) if root is not None else None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        location = Location(sources.file, mark.line + 1, mark.column + 1) if mark else \
-            Location(sources.file)
+        location = (
+            Location(sources.file, mark.line + 1, mark.column + 1)
+            if mark
+            else Location(sources.file)
+        )
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.problem and exc.context else ""
         return None, None, [ValidationIssue(location, "", f"invalid YAML: {problem}{context}")]
@@ -208,12 +215,17 @@ def _duplicate_issues(root: Any, sources: SourceMap) -> list[ValidationIssue]:
                 key = str(key_node.value)
                 if key in first_line and key != "<<":
                     what = "node name" if path == ("nodes",) else "key"
-                    issues.append(ValidationIssue(
-                        Location(sources.file, key_node.start_mark.line + 1,
-                                 key_node.start_mark.column + 1),
-                        format_path((*path, key)),
-                        f"duplicate {what} {key!r} (first defined at line {first_line[key]})",
-                    ))
+                    issues.append(
+                        ValidationIssue(
+                            Location(
+                                sources.file,
+                                key_node.start_mark.line + 1,
+                                key_node.start_mark.column + 1,
+                            ),
+                            format_path((*path, key)),
+                            f"duplicate {what} {key!r} (first defined at line {first_line[key]})",
+                        )
+                    )
                     continue
                 first_line[key] = key_node.start_mark.line + 1
                 walk(value_node, (*path, key))
@@ -240,9 +252,11 @@ def _provider_issues(
         known = ", ".join(installed) or "none"
         hint = did_you_mean(provider, installed) or f" (installed: {known})"
         path = ("nodes", name, "provider")
-        issues.append(ValidationIssue(
-            sources.locate(path), format_path(path), f"unknown provider {provider!r}{hint}"
-        ))
+        issues.append(
+            ValidationIssue(
+                sources.locate(path), format_path(path), f"unknown provider {provider!r}{hint}"
+            )
+        )
     return issues
 
 

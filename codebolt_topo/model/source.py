@@ -47,9 +47,7 @@ def format_path(path: FieldPath) -> str:
 
 def parse_path(text: str) -> FieldPath:
     """Inverse of :func:`format_path` for paths whose keys hold no ``.`` or ``[``."""
-    return tuple(
-        int(index) if index else key for index, key in _PART.findall(text)
-    )
+    return tuple(int(index) if index else key for index, key in _PART.findall(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,11 @@ The state is the orchestrator's memory between runs. It holds tokens, so it is w
 (see :mod:`codebolt_topo.engine.statefile`). ``serial`` increases on every write that changes
 something; ``lineage`` is fixed when the state is first created, so a state file from another
 topology instance is never mistaken for this one.
+
+Each node keeps its last lifecycle transitions, each with the reason the engine gave when it
+moved the node (the start error of a failed start, the drift that made ``watch`` replace it), so
+``state pull`` and ``describe`` can say why without the events journal. Reasons are optional:
+state files written before they were recorded still load.
 """
 
 from __future__ import annotations
@@ -15,9 +20,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["STATE_VERSION", "Lifecycle", "NodeState", "State", "Transition"]
+__all__ = [
+    "HISTORY_LIMIT",
+    "REASON_LIMIT",
+    "STATE_VERSION",
+    "Lifecycle",
+    "NodeState",
+    "State",
+    "TopologyCa",
+    "Transition",
+]
 
 STATE_VERSION = 1
+#: Longest reason a transition keeps (a start error quotes the daemon's log; the events
+#: journal keeps it whole).
+REASON_LIMIT = 2000
+HISTORY_LIMIT = 20
 
 
 class Lifecycle(StrEnum):
@@ -51,8 +69,13 @@ class _Model(BaseModel):
 
 
 class Transition(_Model):
+    """One lifecycle move: the state entered, when, and why (None when not recorded)."""
+
     state: Lifecycle
     at: float = Field(default_factory=time.time)
+    reason: str | None = Field(
+        None, description="Why the node moved (a start error, drift, a plan's reasons)."
+    )
 
 
 class NodeState(_Model):
@@ -84,21 +107,48 @@ class NodeState(_Model):
         default_factory=dict,
         description="Peers, inbound principals, routes and plugins last pushed (for plan reasons).",
     )
+    join_credential: str | None = Field(
+        None,
+        repr=False,
+        description="A joined node's one-time join secret (sealed like the tokens): what "
+        "`codebolt state credentials NODE` hands its developer (wire/joining.py).",
+    )
+    pinned_ca: str | None = Field(
+        None,
+        description="When its server speaks TLS (a node on another host): the topology's CA "
+        "certificate (PEM) its certificate must chain to; whoever connects pins it and the "
+        "node's name. None: plain WebSocket (engine/certificates.py says which nodes).",
+    )
+
+    @property
+    def scheme(self) -> str:
+        """``wss`` when the node's server speaks TLS, else ``ws``."""
+        return "ws" if self.pinned_ca is None else "wss"
 
     @property
     def url(self) -> str | None:
         if self.host is None or self.port is None:
             return None
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
-    def move_to(self, target: Lifecycle) -> None:
-        """Record a lifecycle transition; illegal moves are a programming error."""
+    def move_to(self, target: Lifecycle, reason: str | None = None) -> None:
+        """Record a lifecycle transition and why it happened; illegal moves are a programming
+        error."""
         if not can_transition(self.lifecycle, target):
             raise ValueError(f"node {self.name!r}: illegal transition {self.lifecycle} -> {target}")
         self.lifecycle = target
-        self.history.append(Transition(state=target))
-        del self.history[:-20]
+        if reason is not None and len(reason) > REASON_LIMIT:
+            reason = reason[: REASON_LIMIT - 1] + "…"
+        self.history.append(Transition(state=target, reason=reason))
+        del self.history[:-HISTORY_LIMIT]
+
+
+class TopologyCa(_Model):
+    """The CA that issues every node of the topology its certificate (PEM)."""
+
+    cert: str = Field(description="The CA certificate: public, what every end pins.")
+    key: str = Field(repr=False, description="Its private key, sealed with the state key.")
 
 
 class State(_Model):
@@ -113,4 +163,10 @@ class State(_Model):
         default_factory=dict,
         repr=False,
         description="'source->target' -> the token source presents to target.",
+    )
+    ca: TopologyCa | None = Field(
+        None,
+        repr=False,
+        description="The topology's certificate authority: made by the first apply, removed "
+        "by destroy (engine/certificates.py). Its key is sealed like the tokens.",
     )

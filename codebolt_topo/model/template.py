@@ -62,24 +62,31 @@ def render_template(file: str, text: str) -> tuple[str, LineMap]:
     """Render ``text`` with the current variables; template errors name the template line."""
     import jinja2
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
     variables = TEMPLATE_VARS.get() or {}
     try:
         rendered = env.from_string(text).render(**variables)
     except jinja2.TemplateSyntaxError as error:
-        raise TopologyError([ValidationIssue(Location(file, error.lineno), "",
-                                             f"template: {error.message}")]) from None
+        raise TopologyError(
+            [ValidationIssue(Location(file, error.lineno), "", f"template: {error.message}")]
+        ) from None
     except Exception as error:  # anything the template's own expressions raise
         line = _template_line(error)
         known = ", ".join(sorted(variables)) or "none given"
         message = (error.message if isinstance(error, jinja2.TemplateError) else None) or str(error)
         if "Undefined" in message:  # e.g. range(undefined): Python's error names Jinja's type
             message = f"a variable used on this line is undefined ({message})"
-        raise TopologyError([ValidationIssue(
-            Location(file, line), "",
-            f"template: {message} (variables: {known}; pass --var name=value)",
-        )]) from None
+        raise TopologyError(
+            [
+                ValidationIssue(
+                    Location(file, line),
+                    "",
+                    f"template: {message} (variables: {known}; pass --var name=value)",
+                )
+            ]
+        ) from None
     return rendered, LineMap.between(text, rendered)
 
 

@@ -3,7 +3,9 @@
 These models are the single source of truth for the file format: the loader validates against
 them, ``schemas/topology.schema.json`` is generated from them, and the planner reads them. They
 only describe what the user wrote; expanding shapes into edges and checking the graph is the job
-of :mod:`codebolt_topo.plan`.
+of :mod:`codebolt_topo.plan`. What only one provider reads (docker's ``image``, cloud-vm's
+``ssh:``) is that provider's settings model, added to :class:`NodeSpec` by
+:mod:`codebolt_topo.model.nodes`.
 """
 
 from __future__ import annotations
@@ -19,20 +21,20 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
-    ValidationError,
     field_validator,
-    model_validator,
 )
 from typing_extensions import TypeAliasType
 
+from codebolt_topo.model.backend import BackendSpec
 from codebolt_topo.model.health import HeartbeatSpec, RestartPolicy
+from codebolt_topo.model.limits import Limits
 
 __all__ = [
     "EDGE_SHORTHAND",
     "NODE_NAME_PATTERN",
     "SHAPE_KEYS",
     "CapabilityName",
-    "E2bSettings",
+    "DialMode",
     "EdgeItem",
     "EdgeSpec",
     "FanOutShape",
@@ -43,12 +45,8 @@ __all__ = [
     "MeshShape",
     "NodeName",
     "NodeSpec",
-    "PlacementEntry",
     "PluginSetting",
-    "Resources",
     "ShapeKind",
-    "SshHost",
-    "SshSettings",
     "SyncMode",
     "Topology",
     "TreeChild",
@@ -111,160 +109,12 @@ class ShapeKind(StrEnum):
     ANY = "any"
 
 
-#: ``512m``, ``2g``, ``1073741824``: bytes with an optional binary unit, as docker reads them.
-MEMORY_PATTERN = r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$"
-#: ``SOURCE:/path[:ro|rw]``; a SOURCE starting with ``.`` or ``/`` is a host directory, anything
-#: else a named volume.
-VOLUME_PATTERN = r"^[^:]+:/[^:]*(:(ro|rw))?$"
-#: Settings that only a container provider can honour; a local node must not silently ignore them
-#: (``sandbox: true`` ignored would be a security hole).
-CONTAINER_SETTINGS = ("image", "resources", "gpus", "volumes", "sandbox")
-
-
-class Resources(_Strict):
-    """Limits on a container node; omitted fields are unlimited (or the sandbox defaults)."""
-
-    cpus: float | None = Field(None, gt=0, description="CPU cores, fractional allowed (1.5).")
-    memory: Annotated[str, StringConstraints(pattern=MEMORY_PATTERN)] | None = Field(
-        None, description="Memory limit such as 512m or 2g; the kernel OOM-kills past it."
-    )
-    pids: int | None = Field(
-        None, ge=8, description="Most processes and threads at once (stops fork bombs)."
-    )
-
-
-class SshHost(_Strict):
-    """One SSH server and how to trust and log into it (a cloud-vm target or a jump host)."""
-
-    host: str = Field(min_length=1, description="Host name or address of the SSH server.")
-    port: int = Field(22, ge=1, le=65535, description="SSH port.")
-    user: str | None = Field(None, min_length=1, description="Login; defaults to the local user.")
-    identity_file: str | None = Field(
-        None, min_length=1,
-        description="Private key file (~ expanded; relative to the topology file); defaults to "
-        "the SSH agent and ~/.ssh keys.",
-    )
-    known_hosts: str | None = Field(
-        None, min_length=1,
-        description="known_hosts file that must list the server's key; defaults to "
-        "~/.ssh/known_hosts.",
-    )
-    host_key: str | None = Field(
-        None, min_length=1,
-        description="The server's public key pinned in OpenSSH form ('ssh-ed25519 AAAA...'), "
-        "instead of a known_hosts file.",
-    )
-    insecure_host_key: bool = Field(
-        False,
-        description="Accept any host key (labs and tests only): anyone on the path can "
-        "impersonate the server.",
-    )
-
-    @model_validator(mode="after")
-    def _one_way_to_trust(self) -> SshHost:
-        if self.insecure_host_key and (self.known_hosts or self.host_key):
-            raise ValueError("insecure_host_key: cannot be combined with known_hosts or host_key")
-        if self.known_hosts and self.host_key:
-            raise ValueError("known_hosts, host_key: give one way to check the host key, not both")
-        return self
-
-
-class SshSettings(SshHost):
-    """Where a cloud-vm node runs: an SSH server (possibly behind jump hosts) with Python 3."""
-
-    jump: list[SshHost] = Field(
-        default_factory=list,
-        description="Jump hosts crossed in order before the target (like ssh -J a,b).",
-    )
-    remote_dir: str = Field(
-        ".codebolt-topo", min_length=1,
-        description="Directory on the target (relative to the login's home) holding the "
-        "wheelhouse, the venv and one directory per node.",
-    )
-    python: str = Field(
-        "python3", min_length=1,
-        description="Interpreter on the target that creates the venv; it must match this "
-        "machine's Python minor version and platform (the wheels are built here).",
-    )
-
-
-class E2bSettings(_Strict):
-    """How an e2b node's sandbox is made and kept (provider: e2b)."""
-
-    template: str = Field(
-        "base", min_length=1,
-        description="Sandbox template name or ID. Its Python must be 3.11 or newer.",
-    )
-    timeout: int = Field(
-        300, ge=30, le=86400,
-        description="Seconds the sandbox lives without a keep-alive. While the node runs, its "
-        "relay process on this machine renews it every third of this; if this machine goes "
-        "away, the sandbox ends at most this long after.",
-    )
-    install: Literal["wheel", "template"] = Field(
-        "wheel",
-        description="wheel: upload this project's wheel through the files API and pip-install "
-        "it into a venv in the sandbox (dependencies from the template's site-packages or "
-        "the sandbox's package index); template: the template already has codebolt-topo.",
-    )
-    python: str = Field(
-        "python3", min_length=1,
-        description="Interpreter in the sandbox that makes the venv (wheel) or runs the node "
-        "(template).",
-    )
-
-
-#: Node fields a hybrid placement entry may override: how the node is launched, not what it is.
-PLACEMENT_FIXED = ("provider", "placement", "count", "requires", "restart", "heartbeat", "plugins")
-
-
-class PlacementEntry(_Strict):
-    """One provider a hybrid node may be placed on, with settings for that provider only."""
-
-    provider: str = Field(min_length=1, description="Provider name (local, docker, cloud-vm…).")
-    max_nodes: int | None = Field(
-        None, ge=1,
-        description="Most nodes of this topology hybrid places on this provider; then the next.",
-    )
-    overrides: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Node settings used when placed here (image, ssh, env, port…), replacing "
-        "the node's own.",
-    )
-
-    @model_validator(mode="after")
-    def _overridable(self) -> PlacementEntry:
-        if self.provider == "hybrid":
-            raise ValueError("provider: a hybrid placement cannot place on hybrid")
-        fixed = sorted(set(self.overrides) & set(PLACEMENT_FIXED))
-        if fixed:
-            raise ValueError(f"overrides: {', '.join(fixed)} belong to the node, not a placement")
-        return self
-
-
-def _placement_item_kind(value: Any) -> str | None:
-    if isinstance(value, str):
-        return "<name>"
-    if isinstance(value, dict | PlacementEntry):
-        return "<entry>"
-    return None
-
-
-#: ``local`` or ``{provider: docker, max_nodes: 2, overrides: {...}}``.
-PlacementItem = Annotated[
-    Annotated[Annotated[str, StringConstraints(min_length=1)], Tag("<name>")]
-    | Annotated[PlacementEntry, Tag("<entry>")],
-    Discriminator(
-        _placement_item_kind,
-        custom_error_type="placement_item",
-        custom_error_message="a placement is a provider name or {provider: NAME, max_nodes: N, "
-        "overrides: {...}}",
-    ),
-]
-
-
 class NodeSpec(_Strict):
     """One node: a full instance (daemon, plugin host, executor) placed by a provider."""
+
+    # What every node has. The loader validates against this model plus the installed providers'
+    # settings (model/nodes.py), so this one is only built when used on its own.
+    model_config = ConfigDict(defer_build=True)
 
     restart: RestartPolicy = Field(
         RestartPolicy.ON_FAILURE,
@@ -273,16 +123,25 @@ class NodeSpec(_Strict):
     heartbeat: HeartbeatSpec | None = Field(
         None, description="Overrides the topology's heartbeat settings for this node."
     )
+    limits: Limits | None = Field(
+        None,
+        description="Overrides the topology's limits on requests, connections and jobs "
+        "for this node.",
+    )
 
     provider: str = Field(
         "local",
-        description="Which provider places this node (local, docker, e2b, cloud-vm, hybrid).",
+        description=(
+            "Which provider places this node (local, docker, swarm, e2b, cloud-vm, hybrid)."
+        ),
     )
     capabilities: list[CapabilityName] = Field(
         default_factory=list, description="Capabilities this node offers (gpu, python, browser…)."
     )
     count: int | None = Field(
-        None, ge=1, le=1000,
+        None,
+        ge=1,
+        le=1000,
         description="Run N replicas named <node>-1 … <node>-N; edges naming the node reach "
         "every replica. Scaling up or down changes only the replicas added or removed.",
     )
@@ -319,43 +178,6 @@ class NodeSpec(_Strict):
         "Defaults to a per-node directory under .codebolt/. On docker nodes it is bind-mounted "
         "at /workspace (otherwise a volume per node holds /workspace).",
     )
-    image: str | None = Field(
-        None,
-        min_length=1,
-        description="Container image of the node (docker). Defaults to codebolt-node:<version>, "
-        "built by scripts/build-node-image.sh.",
-    )
-    resources: Resources | None = Field(
-        None, description="CPU, memory and process limits of the node's container (docker)."
-    )
-    gpus: Annotated[int, Field(ge=1)] | Literal["all"] | None = Field(
-        None,
-        description="GPUs handed to the container (docker device requests): a count or 'all'. "
-        "Needs an engine with the NVIDIA runtime.",
-    )
-    volumes: list[Annotated[str, StringConstraints(pattern=VOLUME_PATTERN)]] = Field(
-        default_factory=list,
-        description="Extra mounts 'SOURCE:/path[:ro]' (docker): a SOURCE starting with . or / is "
-        "a host directory relative to the topology file, anything else a named volume.",
-    )
-    sandbox: bool = Field(
-        False,
-        description="Harden the node's container for untrusted code (docker): no capabilities, "
-        "read-only root, tmpfs workspace, process/memory/cpu limits, no egress.",
-    )
-
-    ssh: SshSettings | None = Field(
-        None, description="The SSH server a cloud-vm node runs on (cloud-vm only)."
-    )
-    e2b: E2bSettings | None = Field(
-        None, description="Template, timeout and install mode of an e2b node's sandbox "
-        "(e2b only; defaults apply when omitted).",
-    )
-    placement: list[PlacementItem] = Field(
-        default_factory=list,
-        description="Providers a hybrid node tries in order: the first that offers every "
-        "requires:, has room and starts the node places it (hybrid only).",
-    )
 
     @field_validator("env")
     @classmethod
@@ -365,76 +187,9 @@ class NodeSpec(_Strict):
                 raise ValueError(f"invalid environment variable name {key!r}")
         return env
 
-    @model_validator(mode="after")
-    def _container_settings_need_a_container(self) -> NodeSpec:
-        self._check_remote_settings()
-        if self.provider in ("local", "cloud-vm", "e2b"):
-            used = list(self.container_settings())
-            if used:
-                raise ValueError(
-                    f"{', '.join(used)}: only container providers honour this; "
-                    "set provider: docker or remove it"
-                )
-        if self.sandbox and self.workspace is not None:
-            raise ValueError(
-                "workspace: a sandbox node gets a private tmpfs workspace; remove workspace "
-                "(or mount what it needs read-only with volumes)"
-            )
-        return self
-
-    def _check_remote_settings(self) -> None:
-        if self.provider == "cloud-vm" and self.ssh is None:
-            raise ValueError("ssh: a cloud-vm node needs ssh settings (at least host)")
-        if self.ssh is not None and self.provider != "cloud-vm":
-            raise ValueError("ssh: only provider: cloud-vm uses ssh settings")
-        if self.e2b is not None and self.provider != "e2b":
-            raise ValueError("e2b: only provider: e2b uses e2b settings")
-        if self.provider == "hybrid" and not self.placement:
-            raise ValueError("placement: a hybrid node needs a list of providers to try")
-        if self.placement and self.provider != "hybrid":
-            raise ValueError("placement: only provider: hybrid uses a placement list")
-        for index in range(len(self.placement)):
-            try:
-                self.placed_spec(index)
-            except ValidationError as error:
-                first = error.errors()[0]
-                where = ".".join(str(part) for part in first["loc"])
-                message = str(first["msg"]).removeprefix("Value error, ")
-                raise ValueError(
-                    f"placement[{index}]: {where + ': ' if where else ''}{message}"
-                ) from None
-
-    def placement_entries(self) -> list[PlacementEntry]:
-        """The placement list with bare provider names as entries without overrides."""
-        return [
-            PlacementEntry(provider=entry) if isinstance(entry, str) else entry
-            for entry in self.placement
-        ]
-
-    def placed_spec(self, index: int) -> NodeSpec:
-        """The node as placement entry ``index`` would launch it: its provider, the node's own
-        settings, then the entry's overrides (validated like any node)."""
-        entry = self.placement_entries()[index]
-        values = self.model_dump(exclude_unset=True, by_alias=True, exclude={"placement"})
-        values.update(entry.overrides, provider=entry.provider)
-        return NodeSpec.model_validate(values)
-
-    def remote_settings(self) -> dict[str, Any]:
-        """ssh, e2b and placement when set, for launch hashes (empty otherwise, so nodes that
-        use none keep the hash they had before these settings existed)."""
-        values = self.model_dump(mode="json", include={"ssh", "e2b", "placement"},
-                                 exclude_none=True)
-        return {name: value for name, value in values.items() if value}
-
-    def container_settings(self) -> dict[str, Any]:
-        """The container settings that differ from their defaults, for launch hashes (empty on
-        nodes that set none, so adding these fields changed no existing node's hash)."""
-        values = self.model_dump(mode="json", include=set(CONTAINER_SETTINGS))
-        unset: tuple[object, ...] = (None, [], False)
-        return {name: values[name] for name in CONTAINER_SETTINGS if values[name] not in unset}
-
 
 SyncMode = Literal["push", "pull", "both", "none"]
+DialMode = Literal["sender", "receiver", "auto"]
 
 
 class EdgeSpec(_Strict):
@@ -446,6 +201,13 @@ class EdgeSpec(_Strict):
         "none",
         description="Narrative history that `codebolt sync` moves along this edge: push "
         "(from -> to), pull (to -> from), both, or none.",
+    )
+    dial: DialMode = Field(
+        "auto",
+        description="Which end opens the edge's connection; work still goes only from -> to. "
+        "sender: from dials to (to must be reachable from from); receiver: to dials from (to "
+        "behind NAT, or in a sandbox nothing can dial into); auto: the sender where it can "
+        "reach the receiver, else the receiver where it can reach the sender.",
     )
 
 
@@ -578,6 +340,9 @@ def _empty_node_allowed_in_schema(schema: dict[str, Any]) -> None:
 class Topology(_Strict):
     """A whole topology: named nodes and the edges that say who may send work to whom."""
 
+    # Built when used on its own; the loader uses the installed providers' model (model/nodes.py).
+    model_config = ConfigDict(defer_build=True)
+
     version: Literal[1] = Field(1, description="Schema version of this file.")
     name: NodeName = Field(description="Name of the topology; names its state file.")
     description: str | None = None
@@ -590,6 +355,15 @@ class Topology(_Strict):
     heartbeat: HeartbeatSpec = Field(
         default_factory=HeartbeatSpec,
         description="Heartbeat settings for every node (30 s by default).",
+    )
+    backend: BackendSpec = Field(
+        default_factory=BackendSpec,
+        description="Where the state lives: file (default) or postgres (DSN from the environment).",
+    )
+    limits: Limits = Field(
+        default_factory=Limits,
+        description="What one request (targets), one inbound connection and each node (jobs, "
+        "pipes, descriptors) may take; past them a request is refused with one clear error.",
     )
     nodes: dict[NodeName, NodeSpec] = Field(
         min_length=1, json_schema_extra=_empty_node_allowed_in_schema

@@ -6,9 +6,9 @@ a blank line, then a pack. Incremental export sends exactly the objects the rece
 assuming it has every prerequisite: each commit's tree is diffed against its first parent's and
 only differing entries are sent, so the cost follows the change, not the workspace.
 
-Reading (:func:`parse_bundle`) accepts v2 and v3 (``@object-format=sha1`` only), checks every
-header line and ref name, and hands back the raw pack for :mod:`~codebolt_topo.narrative.packs`
-to verify.
+Reading (:func:`read_bundle_header`) accepts v2 and v3 (``@object-format=sha1`` only) from a
+stream, checks every header line and ref name, and leaves the pack in the stream for
+:mod:`~codebolt_topo.narrative.receive` to copy to disk and verify.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import hashlib
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from dulwich.objects import Commit, ObjectID, Tree
 
@@ -31,7 +31,7 @@ from codebolt_topo.narrative.safety import MODE_DIR
 if TYPE_CHECKING:
     from codebolt_topo.narrative.store import NarrativeStore
 
-__all__ = ["ParsedBundle", "Selection", "export_bundle", "parse_bundle"]
+__all__ = ["BundleHeader", "Selection", "export_bundle", "read_bundle_header"]
 
 _SIG_V2 = b"# v2 git bundle\n"
 _SIG_V3 = b"# v3 git bundle\n"
@@ -65,12 +65,11 @@ class Selection:
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedBundle:
-    """A bundle's header and its still-unverified pack."""
+class BundleHeader:
+    """A bundle's prerequisites and refs, read and checked before its pack."""
 
     prerequisites: list[bytes]
     refs: dict[bytes, bytes]
-    pack: bytes
 
 
 def export_bundle(
@@ -99,17 +98,29 @@ def export_bundle(
     return b"".join(header) + _pack(store, list(send))
 
 
-def parse_bundle(data: bytes, limits: Limits) -> ParsedBundle:
-    """Split a bundle into prerequisites, refs and pack; refuse anything malformed."""
-    check_limit("bundle size", len(data), limits.max_archive_bytes)
+def read_bundle_header(source: BinaryIO, limits: Limits) -> tuple[BundleHeader, bytes]:
+    """Read and check a bundle's header from *source*; returns it and the pack's first bytes.
+
+    The header is read in bounded pieces and refused past ``max_header_bytes``; the pack is
+    left in *source* for :func:`~codebolt_topo.narrative.receive.spool_pack`.
+    """
+    data = b""
+    while True:
+        end = data.find(b"\n\n", len(_SIG_V2) - 1)
+        if end >= 0 or len(data) > limits.max_header_bytes + len(_SIG_V2):
+            break
+        more = source.read(65536)
+        if not more:
+            break
+        data += more
     if data.startswith(_SIG_V2):
         pos, v3 = len(_SIG_V2), False
     elif data.startswith(_SIG_V3):
         pos, v3 = len(_SIG_V3), True
     else:
         raise CorruptDataError("not a git bundle (missing v2/v3 signature)")
-    end = data.find(b"\n\n", pos - 1)
     if end < 0:
+        check_limit("bundle header size", len(data), limits.max_header_bytes)
         raise CorruptDataError("truncated bundle: the header never ends")
     check_limit("bundle header size", end, limits.max_header_bytes)
     lines = data[pos:end].split(b"\n") if end >= pos else []
@@ -137,10 +148,7 @@ def parse_bundle(data: bytes, limits: Limits) -> ParsedBundle:
             refs[ref] = sha
     if not refs:
         raise CorruptDataError("bundle lists no refs")
-    pack = data[end + 2 :]
-    if not pack:
-        raise CorruptDataError("truncated bundle: no pack")
-    return ParsedBundle(prerequisites, refs, pack)
+    return BundleHeader(prerequisites, refs), data[end + 2 :]
 
 
 def _selected_tips(store: NarrativeStore, selection: Selection) -> dict[bytes, bytes]:

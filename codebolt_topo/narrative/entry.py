@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import select
+import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from codebolt_topo.narrative.errors import NarrativeError
 from codebolt_topo.narrative.locate import default_environment, default_state_dir
 
-__all__ = ["build_parser", "main"]
+__all__ = ["IdleGuard", "bound_cpu", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,8 +70,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(name: str, stdin: BinaryIO) -> bytes:
-    return stdin.read() if name == "-" else Path(name).read_bytes()
+@contextmanager
+def _source(name: str, stdin: BinaryIO) -> Iterator[BinaryIO]:
+    """The archive to import as a stream (read in bounded pieces, never whole).
+
+    Standard input, when it is a pipe, is read through :class:`IdleGuard`: on a node it is
+    the requester's upload, and a requester that went away sends neither data nor EOF.
+    """
+    if name == "-":
+        if _is_pipe(stdin):
+            idle = float(os.environ.get("CODEBOLT_NARRATIVE_STDIN_IDLE", "120"))
+            # The readers only call read(n), which IdleGuard answers like a raw file.
+            yield cast(BinaryIO, IdleGuard(stdin.fileno(), idle))
+        else:
+            yield stdin
+        return
+    with open(name, "rb") as handle:
+        yield handle
+
+
+class IdleGuard:
+    """Read a pipe in bounded pieces; refuse when nothing arrives for *idle* seconds."""
+
+    def __init__(self, fd: int, idle: float) -> None:
+        self.fd, self.idle = fd, idle
+
+    def read(self, size: int = 65536) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], self.idle)
+        if not ready:
+            raise NarrativeError(
+                f"no input for {self.idle:g} s: the sender went away (import abandoned)"
+            )
+        return os.read(self.fd, max(1, min(size, 1 << 20)))
+
+
+def _is_pipe(stream: BinaryIO) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def bound_cpu(seconds: int | None = None) -> None:
+    """Cap this process's CPU time (``$CODEBOLT_NARRATIVE_CPU_SECONDS``, default 1800 s).
+
+    Every import finishes or refuses in time proportional to its input, which the limits
+    bound; this is the backstop should that ever fail to hold: the kernel ends the process
+    (SIGXCPU), whoever is (or is no longer) waiting for it.
+    """
+    if seconds is None:
+        seconds = int(os.environ.get("CODEBOLT_NARRATIVE_CPU_SECONDS", "1800"))
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(used.ru_utime + used.ru_stime) + seconds
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _have(value: str | None, stdin: BinaryIO) -> list[str]:
@@ -88,6 +148,8 @@ def run(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
     workspace = Path(args.workspace)
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir(workspace)
     env = args.env or default_environment()
+    if args.command == "export" and not (state_dir / "shadow.git").is_dir():
+        return  # no store was ever made here: nothing to export, and asking makes none
     result: Any
     with NarrativeStore.open(state_dir, workspace, env) as store:
         if args.command == "heads":
@@ -108,13 +170,11 @@ def run(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
             stdout.write(store.export_bundle(selection, have=have))
             return
         elif args.command in ("import", "import-tar"):
-            data = _read(args.file, stdin)
-            source = args.source_env or env
-            report = (
-                store.import_bundle(data, source, copies=args.copies)
-                if args.command == "import"
-                else store.import_tar(data, args.source_env)
-            )
+            with _source(args.file, stdin) as data:
+                if args.command == "import":
+                    report = store.import_bundle(data, args.source_env or env, copies=args.copies)
+                else:
+                    report = store.import_tar(data, args.source_env)
             result = jsonform.report_json(report)
         elif args.command == "snapshot":
             result = jsonform.info_json(
@@ -134,7 +194,7 @@ def run(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
         elif args.command == "restore":
             result = jsonform.info_json(store.restore(args.snapshot, force=args.force))
         else:
-            stdout.write(store.export_tar(args.snapshot))
+            store.export_tar(args.snapshot, stdout)
             return
     stdout.write(json.dumps(result).encode() + b"\n")
 
@@ -142,6 +202,8 @@ def run(args: argparse.Namespace, stdin: BinaryIO, stdout: BinaryIO) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the program; returns the exit status (0, 1 for a store error, 2 for usage)."""
     args = build_parser().parse_args(argv)
+    if args.command in ("import", "import-tar"):
+        bound_cpu()
     try:
         run(args, sys.stdin.buffer, sys.stdout.buffer)
     except (NarrativeError, OSError, ValueError) as error:

@@ -2,12 +2,15 @@
 
 Order of operations, which is the whole point of this module:
 
-1. every check that can fail runs first, in memory: ref names, prerequisites present, every tree
-   entry (name, mode, no ``.git``), every commit's narrative metadata, every referenced object
-   present in the bundle or the store, every tip a commit of the thread its ref names;
-2. only then, when the store lacks any of them, are the objects written as one pack (a bundle's
-   pack as it came, a tarball's objects as a new one); objects without refs are invisible, so a
-   crash here changes nothing anyone can see;
+1. every check that can fail runs first, on what the import keeps beside its temporary pack
+   (:mod:`~codebolt_topo.narrative.incoming`): ref names, prerequisites present, every tree
+   entry (name, mode, no ``.git``, git's order), every commit's narrative metadata, every
+   referenced object present in the pack or the store, every tip a commit of the thread its ref
+   names, and every received snapshot within the limits with no symlink leading outside
+   (:mod:`~codebolt_topo.narrative.bounds`);
+2. only then, when the store lacks any of the objects, is the temporary pack installed (a
+   bundle's pack as it came, a tarball's as it was written); objects without refs are
+   invisible, so a crash here changes nothing anyone can see, and a refusal leaves nothing;
 3. finally refs move: fast-forwards and new threads directly; a thread whose local tip is not an
    ancestor of the incoming one is *diverged* and the incoming tip is kept beside it under
    ``refs/narrative/remotes/<source-env>/threads/<id>``, never over it.
@@ -26,14 +29,16 @@ Nothing received is ever executed: no hooks run and no configuration is read fro
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping
+from binascii import hexlify, unhexlify
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.errors import ObjectFormatException
+from dulwich.objects import Commit, ObjectID, ShaFile
 from dulwich.refs import Ref
 
+from codebolt_topo.narrative.bounds import SnapshotBounds
 from codebolt_topo.narrative.errors import (
     CorruptDataError,
     HierarchyError,
@@ -41,6 +46,7 @@ from codebolt_topo.narrative.errors import (
     NarrativeError,
     UnsafeInputError,
 )
+from codebolt_topo.narrative.incoming import Incoming
 from codebolt_topo.narrative.metadata import parse_message
 from codebolt_topo.narrative.names import (
     REMOTES_PREFIX,
@@ -50,15 +56,18 @@ from codebolt_topo.narrative.names import (
     thread_ref,
     validate_id,
 )
-from codebolt_topo.narrative.packs import write_pack
-from codebolt_topo.narrative.safety import ALLOWED_MODES, MODE_DIR, check_entry_name
+from codebolt_topo.narrative.presence import StorePresence
+from codebolt_topo.narrative.safety import MODE_DIR
+from codebolt_topo.narrative.trees import check_tree_entry
 
 if TYPE_CHECKING:
     from codebolt_topo.narrative.store import NarrativeStore
 
-__all__ = ["ImportReport", "Incoming", "RefChange", "import_objects"]
+__all__ = ["ImportReport", "RefChange", "import_objects"]
 
 Getter = Callable[[bytes], ShaFile | None]
+_COMMIT, _TREE, _BLOB = 1, 2, 3
+_TYPE_WORDS = {1: "commit", 2: "tree", 3: "blob", 4: "tag"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,30 +98,6 @@ class ImportReport:
         return bool(self.created or self.updated or self.diverged or self.objects_written)
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """Objects received from a peer, in the form the checks need, and how to store them.
-
-    ``kinds`` names every object received (hex id -> type number); ``parsed`` holds the ones the
-    checks look inside (commits, trees, tags; blobs need not be materialised); ``write`` stores
-    them, given the ids the store lacks (never called when it lacks none).
-    """
-
-    kinds: Mapping[bytes, int]
-    parsed: Mapping[bytes, ShaFile]
-    write: Callable[[list[bytes]], object]
-
-    @classmethod
-    def of_objects(cls, objects: list[ShaFile], pack_dir: str | os.PathLike[str]) -> Incoming:
-        """Objects built in memory (a tarball's), written as one new pack of those missing."""
-        by_id = {bytes(obj.id): obj for obj in objects}
-        return cls(
-            kinds={sha: obj.type_num for sha, obj in by_id.items()},
-            parsed={sha: obj for sha, obj in by_id.items() if not isinstance(obj, Blob)},
-            write=lambda new: write_pack(pack_dir, [by_id[sha] for sha in new]),
-        )
-
-
 def import_objects(
     store: NarrativeStore,
     incoming: Incoming,
@@ -128,37 +113,112 @@ def import_objects(
     """
     validate_id(source_env, "source environment")
     threads = _thread_refs(refs, copies)
-    odb = store.repo.object_store
-    present = _presence(store)
-    missing = sorted(p.decode() for p in set(prerequisites) if not present(p))
-    if missing:
-        raise MissingPrerequisiteError(missing)
-    parsed = incoming.parsed
-
-    def get(sha: bytes) -> ShaFile | None:
-        found = parsed.get(sha)
-        if found is not None:
-            return found
-        return odb[ObjectID(sha)] if present(sha) else None
-
-    for obj in parsed.values():
-        _check_object(store, obj, incoming.kinds, present)
-    for ref, (thread, sha) in threads.items():
-        tip = get(sha)
-        if not isinstance(tip, Commit):
-            raise CorruptDataError(f"{ref.decode()} points at {sha.decode()}, not a commit")
-        meta = parse_message(tip.message)
-        if meta is None or meta.thread_id != thread:
-            raise HierarchyError(f"{ref.decode()} points at a commit of another thread")
-    with store.locked():
-        report, moves = _plan(store, threads, source_env, get)
-        present = _presence(store)
-        new = [sha for sha in incoming.kinds if not present(sha)]
+    pack_dir = store.repo.object_store.pack_dir
+    with StorePresence(pack_dir) as present:
+        missing = sorted(p.decode() for p in set(prerequisites) if unhexlify(p) not in present)
+        if missing:
+            raise MissingPrerequisiteError(missing)
+        received = _Received(store, incoming, present)
+        received.check_all()
+        for ref, (thread, sha) in threads.items():
+            tip = received.get(sha)
+            if not isinstance(tip, Commit):
+                raise CorruptDataError(f"{ref.decode()} points at {sha.decode()}, not a commit")
+            meta = parse_message(tip.message)
+            if meta is None or meta.thread_id != thread:
+                raise HierarchyError(f"{ref.decode()} points at a commit of another thread")
+        bounds = SnapshotBounds(store, incoming)
+        for index in range(incoming.sent):  # every snapshot received, not only the tips
+            if incoming.table.types[index] == _COMMIT:
+                tree = unhexlify(received.parse(index).tree)
+                bounds.check(tree, f"snapshot {hexlify(incoming.table.sha(index)).decode()}")
+    with store.locked(), StorePresence(pack_dir) as present:
+        received.present = present
+        report, moves = _plan(store, threads, source_env, received.get)
+        table = incoming.table
+        new = sum(1 for i in table.unique() if i < incoming.sent and table.sha(i) not in present)
         if new:
-            incoming.write(new)
-        report.objects_written = len(new)
+            incoming.install()
+        bounds.save()
+        report.objects_written = new
         _move_refs(store, moves)
     return report
+
+
+class _Received:
+    """The checks on what an import received, and commit lookups for planning the refs."""
+
+    def __init__(self, store: NarrativeStore, incoming: Incoming, present: StorePresence) -> None:
+        self.store = store
+        self.incoming = incoming
+        self.present = present
+        self._commits: dict[bytes, Commit] = {}
+
+    def check_all(self) -> None:
+        """Check every received tree and commit (read back one at a time, kept nowhere)."""
+        incoming, table = self.incoming, self.incoming.table
+        for index in range(incoming.sent):
+            type_num = table.types[index]
+            if type_num == _TREE:
+                self._check_tree(index)
+            elif type_num == _COMMIT:
+                commit = self.parse(index)
+                if parse_message(commit.message) is None:
+                    raise HierarchyError(
+                        f"commit {commit.id.decode()} carries no narrative metadata"
+                    )
+                self._require(bytes(commit.tree), _TREE, "tree")
+                for parent in commit.parents:
+                    self._require(bytes(parent), _COMMIT, "parent commit")
+            elif type_num != _BLOB:
+                word = _TYPE_WORDS.get(type_num, str(type_num))
+                raise UnsafeInputError(f"unexpected {word} object {table.sha(index).hex()}")
+
+    def get(self, sha: bytes) -> ShaFile | None:
+        """A commit by hex id, received or in the store (``None`` when neither has it)."""
+        found = self._commits.get(sha)
+        if found is not None:
+            return found
+        binary = unhexlify(sha)
+        index = self.incoming.table.find(binary)
+        if 0 <= index < self.incoming.sent:
+            if self.incoming.table.types[index] != _COMMIT:
+                return None
+            commit = self.parse(index)
+            if len(self._commits) < 4096:
+                self._commits[sha] = commit
+            return commit
+        return self.store.repo.object_store[ObjectID(sha)] if binary in self.present else None
+
+    def parse(self, index: int) -> Commit:
+        """Received commit *index*, parsed from where the import kept it."""
+        hex_sha = hexlify(self.incoming.table.sha(index))
+        try:
+            commit = ShaFile.from_raw_string(
+                _COMMIT, self.incoming.content(index), ObjectID(hex_sha)
+            )
+        except (ObjectFormatException, ValueError) as exc:
+            raise CorruptDataError(f"malformed object {hex_sha.decode()}: {exc}") from exc
+        assert isinstance(commit, Commit)
+        return commit
+
+    def _check_tree(self, index: int) -> None:
+        limits, previous = self.store.limits, b""
+        for name, mode, sha in self.incoming.tree(index):
+            previous = check_tree_entry(name, mode, previous, limits)
+            self._require_binary(sha, _TREE if mode == MODE_DIR else _BLOB, f"entry {name!r}")
+
+    def _require(self, hex_sha: bytes, type_num: int, what: str) -> None:
+        self._require_binary(unhexlify(hex_sha), type_num, what)
+
+    def _require_binary(self, sha: bytes, type_num: int, what: str) -> None:
+        table = self.incoming.table
+        index = table.find(sha)
+        if index < 0:
+            if sha not in self.present:
+                raise CorruptDataError(f"incomplete archive: {what} {sha.hex()} is missing")
+        elif table.types[index] != type_num:
+            raise CorruptDataError(f"{what} {sha.hex()} has the wrong type")
 
 
 def _thread_refs(refs: dict[bytes, bytes], copies: bool) -> dict[bytes, tuple[str, bytes]]:
@@ -172,49 +232,6 @@ def _ref_thread(ref: bytes, copies: bool) -> str:
     if copies and ref.startswith(REMOTES_PREFIX):
         return parse_remote_thread_ref(ref)[1]
     return parse_thread_ref(ref)
-
-
-def _presence(store: NarrativeStore) -> Callable[[bytes], bool]:
-    """A membership test over the store's packs as they are now.
-
-    The shadow repository only ever receives packs (never loose objects), and asking dulwich's
-    store directly rescans the pack directory on every miss, which dominates a large import.
-    """
-    packs = store.repo.object_store.packs
-
-    def present(sha: bytes) -> bool:
-        return any(ObjectID(sha) in pack for pack in packs)
-
-    return present
-
-
-def _check_object(
-    store: NarrativeStore,
-    obj: ShaFile,
-    kinds: Mapping[bytes, int],
-    present: Callable[[bytes], bool],
-) -> None:
-    def require(sha: bytes, kind: type[ShaFile], what: str) -> None:
-        found = kinds.get(sha)
-        if found is None and not present(sha):
-            raise CorruptDataError(f"incomplete archive: {what} {sha.decode()} is missing")
-        if found is not None and found != kind.type_num:
-            raise CorruptDataError(f"{what} {sha.decode()} has the wrong type")
-
-    if isinstance(obj, Tree):
-        for name, mode, sha in obj.iteritems():
-            check_entry_name(name, store.limits)
-            if mode not in ALLOWED_MODES:
-                raise UnsafeInputError(f"unsupported mode {mode:o} for {name!r}")
-            require(sha, Tree if mode == MODE_DIR else Blob, f"entry {name!r}")
-    elif isinstance(obj, Commit):
-        if parse_message(obj.message) is None:
-            raise HierarchyError(f"commit {obj.id.decode()} carries no narrative metadata")
-        require(obj.tree, Tree, "tree")
-        for parent in obj.parents:
-            require(parent, Commit, "parent commit")
-    else:
-        raise UnsafeInputError(f"unexpected {obj.type_name.decode()} object {obj.id.decode()}")
 
 
 def _plan(

@@ -1,346 +1,401 @@
-"""Receiving a peer's pack: check it, index it once, and store it as it came.
+"""Receiving a peer's pack: copy it to disk, walk it once, resolve its deltas, index it.
 
-:func:`receive_pack` first walks the raw pack with bounded inflation, checking the trailer
-checksum, every object header, every zlib stream and every delta's result size against
-:class:`~codebolt_topo.narrative.limits.Limits` before anything larger is inflated, so a
-decompression bomb is refused early. The same walk hashes every whole object, so a pack without
-deltas (what our own bundles carry) is indexed in that one pass; a pack with deltas (the git
-CLI's) has them resolved by dulwich's delta-chain walk, each object inflated once more.
+:func:`spool_pack` copies the pack, as it arrives, into the import's temporary file (checking
+its size against :attr:`Limits.max_archive_bytes` and its trailing checksum), so a pack never
+has to fit in memory. :func:`receive_pack` then walks it from that file through a sliding
+window: every object header, every zlib stream (bounded, see
+:mod:`~codebolt_topo.narrative.inflate`) and every delta's sizes are checked against
+:class:`~codebolt_topo.narrative.limits.Limits` before anything larger is inflated, and every
+whole object is hashed on the way, so a pack without deltas (what our own bundles carry) is
+indexed in that one pass.
 
-:func:`store_pack` then writes the received bytes unchanged beside an index, as ``git fetch``
-keeps a fetched pack: nothing is re-encoded or recompressed. A thin pack (deltas against objects
-the receiver already holds) gets those bases appended first, as ``git index-pack --fix-thin``
-does, because a pack on disk must be self-contained.
+A pack with deltas (the git CLI's) then has them resolved the way ``git index-pack`` does:
+each base, once resolved, resolves the deltas waiting on it, children found through two flat
+arrays rather than a dict per delta; bases are read back from the side file and large deltas
+are applied as streams (:mod:`~codebolt_topo.narrative.deltas`), so memory never holds more
+than a few small objects. A thin pack's external bases come from the store and are appended at
+install. The pack itself is kept as it came, like ``git fetch`` keeps a fetched pack.
 """
 
 from __future__ import annotations
 
 import binascii
+import bisect
 import hashlib
-import os
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from io import BytesIO
+from array import array
+from collections.abc import Callable
 from typing import BinaryIO
 
-from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.objects import ObjectID, ShaFile
-from dulwich.pack import (
-    DeltaChainIterator,
-    PackData,
-    UnpackedObject,
-    UnresolvedDeltas,
-)
-
+from codebolt_topo.narrative.deltas import IN_MEMORY, DeltaStream, apply_in_memory, delta_sizes
 from codebolt_topo.narrative.errors import CorruptDataError, MissingPrerequisiteError
+from codebolt_topo.narrative.incoming import KEEP_BLOBS, TYPE_NAMES, Incoming
+from codebolt_topo.narrative.inflate import FEED, inflate, inflate_bytes
 from codebolt_topo.narrative.limits import Limits, check_limit
-from codebolt_topo.narrative.packs import PackEntries, install_pack, object_header
+from codebolt_topo.narrative.objtable import UNKNOWN, ObjectTable
+from codebolt_topo.narrative.window import FileWindow
 
-__all__ = ["ReceivedPack", "receive_pack", "store_pack"]
+__all__ = ["External", "receive_pack", "spool_pack"]
 
-_BLOB, _OFS_DELTA, _REF_DELTA = 3, 6, 7
-_VALID_TYPES = frozenset({1, 2, 3, 4, _OFS_DELTA, _REF_DELTA})
-_TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
-_FEED = 65536
+_COMMIT, _TREE, _BLOB, _TAG, _OFS_DELTA, _REF_DELTA = 1, 2, 3, 4, 6, 7
+_WHOLE = frozenset({_COMMIT, _TREE, _BLOB, _TAG})
+_PIECE = 1024 * 1024
+_KEPT = 1 << 63
+"""Flags a delta's location as an offset in the side file (small deltas, inflated once)."""
 
-
-@dataclass(slots=True)
-class ReceivedPack:
-    """A received pack, checked and indexed once, to be stored byte for byte.
-
-    Blobs are never materialised (any content is a valid blob; only their ids and types matter to
-    the import checks), so a large bundle costs one bounded inflation of every object, plus delta
-    resolution when the sender used deltas, and no recompression.
-    """
-
-    data: bytes
-    """The pack, completed with its external delta bases when it arrived thin."""
-    entries: PackEntries
-    """Every object in :attr:`data`, for its index."""
-    kinds: dict[bytes, int]
-    """Hex id -> type number of every object the sender sent (not the appended bases)."""
-    parsed: dict[bytes, ShaFile]
-    """Commits, trees and tags by hex id: what the import must look inside."""
+External = Callable[[bytes], tuple[int, bytes] | None]
+"""Hex id -> ``(type, content)`` of an object the store holds, or None (thin-pack bases)."""
 
 
-@dataclass(slots=True)
-class _Record:
-    offset: int
-    end: int
-    type_num: int
-    base: int | bytes | None = None
-    """Offset of an OFS_DELTA's base, or the binary id of a REF_DELTA's."""
-    sha: bytes = b""
-    """Binary id of a whole object (deltas are resolved later)."""
-    raw: bytes | None = None
-    """Content of a whole non-blob object."""
+def spool_pack(source: BinaryIO, first: bytes, incoming: Incoming, limits: Limits) -> None:
+    """Copy the pack (*first*, then the rest of *source*) into *incoming*, checking its
+    size and its trailing SHA-1 on the way."""
+    hasher = hashlib.sha1()
+    tail, size = b"", 0
+    chunk = first
+    while chunk:
+        size += len(chunk)
+        check_limit("pack size", size, limits.max_archive_bytes)
+        incoming.file.write(chunk)
+        data = tail + chunk if len(chunk) < 20 else None
+        if data is not None:
+            hasher.update(data[:-20])
+            tail = data[-20:]
+        else:
+            hasher.update(tail)
+            hasher.update(memoryview(chunk)[:-20])
+            tail = chunk[-20:]
+        chunk = source.read(_PIECE)
+    incoming.file.flush()
+    if size < 32:
+        raise CorruptDataError("not a git pack (truncated)")
+    if hasher.digest() != tail:
+        raise CorruptDataError("pack checksum mismatch (truncated or corrupt)")
+    incoming.size, incoming.checksum = size, tail
 
 
-def receive_pack(
-    data: bytes, limits: Limits, resolve_external: Callable[[bytes], tuple[int, bytes]]
-) -> ReceivedPack:
-    """Check and index a raw pack; *resolve_external* gives thin-pack bases by hex id.
+class _Deltas:
+    """The deltas of a pack, in flat arrays (position k: the k-th delta in pack order)."""
 
-    Raises :class:`CorruptDataError` for truncation, a bad checksum, an unknown type, a zlib
-    stream that disagrees with its header or a bad delta;
+    def __init__(self, *, wide: bool) -> None:
+        self.index = array("I")  # table index
+        self.data_at = array("Q")  # its zlib stream in the pack, or | KEPT: inflated, side file
+        self.size = array("Q" if wide else "I")  # inflated delta size
+        self.base = array("i")  # table index of its base, -1 until known
+        self.ref_ids = ObjectTable()  # REF_DELTA base ids (offset = k)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def receive_pack(incoming: Incoming, limits: Limits, external: External) -> None:
+    """Check and index the spooled pack of *incoming* (see the module docstring).
+
+    Raises :class:`CorruptDataError` for a bad header, an unknown type, a zlib stream that
+    disagrees with its header or a bad delta;
     :class:`~codebolt_topo.narrative.errors.LimitExceededError` before inflating past a limit;
     :class:`MissingPrerequisiteError` for a delta base neither in the pack nor in the store.
     Ids are computed from content, so each object hashes to its id by construction.
     """
-    records = _scan(data, limits)
-    if all(r.base is None for r in records):
-        kinds = {binascii.hexlify(r.sha): r.type_num for r in records}
-        entries = [(r.sha, r.offset, zlib.crc32(data[r.offset : r.end])) for r in records]
-        raws = [(r.sha, r.type_num, r.raw) for r in records if r.raw is not None]
-        return ReceivedPack(data, entries, kinds, _parse(raws))
-    return _resolve_deltas(data, records, resolve_external)
+    window = FileWindow(incoming.fd, incoming.size)
+    deltas = _walk(incoming, window, limits)
+    incoming.sent = len(incoming.table)
+    if deltas:
+        _resolve(incoming, window, deltas, external)
+    incoming.table.sort()
+    twice = incoming.table.duplicate()
+    if twice is not None:
+        raise CorruptDataError(f"the pack holds object {twice.hex()} twice")
 
 
-def store_pack(pack_dir: str | os.PathLike[str], pack: ReceivedPack) -> str:
-    """Write *pack* as received, plus its index, into *pack_dir*; return its base path."""
-
-    def fill(out: BinaryIO) -> tuple[bytes, PackEntries]:
-        out.write(pack.data)
-        # An object sent twice is indexed once (its first copy), as git's index requires.
-        first = {sha: (sha, offset, crc) for sha, offset, crc in reversed(pack.entries)}
-        return pack.data[-20:], list(first.values())
-
-    return install_pack(pack_dir, fill)
-
-
-def _scan(data: bytes, limits: Limits) -> list[_Record]:
+def _walk(incoming: Incoming, window: FileWindow, limits: Limits) -> _Deltas:
     """Walk the pack once with bounded inflation, hashing whole objects on the way."""
-    if len(data) < 32 or data[:4] != b"PACK" or data[4:8] not in (b"\0\0\0\2", b"\0\0\0\3"):
-        raise CorruptDataError("not a git pack (bad header or truncated)")
-    if hashlib.sha1(memoryview(data)[:-20]).digest() != data[-20:]:
-        raise CorruptDataError("pack checksum mismatch (truncated or corrupt)")
-    count = int.from_bytes(data[8:12], "big")
+    head = bytes(window.view(0, 12))
+    if head[:4] != b"PACK" or head[4:8] not in (b"\0\0\0\2", b"\0\0\0\3"):
+        raise CorruptDataError("not a git pack (bad header)")
+    count = int.from_bytes(head[8:12], "big")
     check_limit("objects in pack", count, limits.max_entries)
-    end, pos, total = len(data) - 20, 12, 0
-    view = memoryview(data)
-    records: list[_Record] = []
+    table, side = incoming.table, incoming.side
+    deltas = _Deltas(wide=table.sizes.typecode == "Q")
+    end, pos, total = incoming.size - 20, 12, 0
+    max_object, max_commit = limits.max_object_bytes, limits.max_header_bytes
+    view_of, keep = window.view, side.write
     for _ in range(count):
+        # This loop runs once per object of the pack: the common path is written out inline.
         start = pos
-        type_num, size, pos = _read_header(data, pos, end)
-        if type_num not in _VALID_TYPES:
-            raise CorruptDataError(f"unknown object type {type_num} at offset {start}")
-        record = _Record(start, 0, type_num)
-        if type_num == _OFS_DELTA:
-            distance, pos = _read_ofs(data, pos, end)
-            if distance <= 0 or start - distance < 12:
-                raise CorruptDataError(f"delta base offset out of range at offset {start}")
-            record.base = start - distance
-        elif type_num == _REF_DELTA:
-            if pos + 20 > end:
-                raise CorruptDataError("pack truncated inside a delta base id")
-            record.base, pos = data[pos : pos + 20], pos + 20
-        check_limit("object size", size, limits.max_object_bytes)
-        if record.base is None:
-            pos, record.sha, record.raw = _whole(data, view, pos, end, type_num, size)
+        view = view_of(pos, FEED + 128)
+        if len(view) > 1 and view[0] & 0x80 and not view[1] & 0x80 and (view[0] >> 4) & 7 in _WHOLE:
+            # A two-byte header (16 to 2,047 bytes) of a whole object: most of them.
+            type_num, size, used = (view[0] >> 4) & 7, (view[0] & 15) | (view[1] << 4), 2
         else:
-            pos, head = _skip_zlib(data, pos, end, size)
-            _, at = _varint(head, 0)
-            target, _ = _varint(head, at)
-            check_limit("delta result size", target, limits.max_object_bytes)
-            size += target
-        record.end = pos
-        records.append(record)
-        total += size
+            type_num, size, used = _header(view, start)
+        if size > max_object:
+            check_limit("object size", size, max_object)
+        if type_num in _WHOLE:
+            if type_num in (_COMMIT, _TAG) and size > max_commit:
+                check_limit("commit size", size, max_commit)
+            kept = side.size if type_num != _BLOB or size <= KEEP_BLOBS else -1
+            total += size
+            if size < FEED:
+                # Small: one bounded call on the view already at hand; anything unusual
+                # (more input needed, a size mismatch, a zlib error) goes the careful way.
+                inflater = zlib.decompressobj()
+                try:
+                    out = inflater.decompress(view[used : used + size + 64], size + 1)
+                except zlib.error:
+                    out = b""
+                if inflater.eof and len(out) == size:
+                    stop = min(len(view), used + size + 64) - len(inflater.unused_data)
+                    sha = hashlib.sha1(TYPE_NAMES[type_num] + b" %d\0" % size + out).digest()
+                    if kept >= 0:
+                        keep(out)
+                    table.append(start, type_num, size, sha, zlib.crc32(view[:stop]), kept)
+                    pos = start + stop
+                    if total > limits.max_unpacked_bytes:
+                        check_limit("unpacked size", total, limits.max_unpacked_bytes)
+                    continue
+            hasher = hashlib.sha1(TYPE_NAMES[type_num] + b" %d\0" % size)
+            sink = hasher.update if kept < 0 else _both(hasher.update, keep)
+            pos = inflate(window, start + used, end, size, sink)
+            table.append(start, type_num, size, hasher.digest(), window.crc32(start, pos), kept)
+        else:
+            base: int | bytes
+            if type_num == _OFS_DELTA:
+                distance, used = _ofs(view, used, start)
+                base = _object_at(table.offsets, start - distance, start)
+            else:
+                if len(view) < used + 20:
+                    raise CorruptDataError(f"pack truncated inside a delta base id at {start}")
+                base, used = bytes(view[used : used + 20]), used + 20
+            delta_kept, head = -1, b""
+            if size < FEED:  # small, as most are: inflated once, kept for the resolution
+                inflater = zlib.decompressobj()
+                try:
+                    out = inflater.decompress(view[used : used + size + 64], size + 1)
+                except zlib.error:
+                    out = b""
+                if inflater.eof and len(out) == size:
+                    stop = min(len(view), used + size + 64) - len(inflater.unused_data)
+                    pos, crc, head = start + stop, zlib.crc32(view[:stop]), out[:20]
+                    delta_kept = side.put(out)
+            if delta_kept < 0:
+                first = bytearray()
+                pos = inflate(window, start + used, end, size, _first_bytes(first))
+                crc, head = window.crc32(start, pos), bytes(first)
+            _base_size, result, _ = delta_sizes(head)
+            check_limit("delta result size", result, limits.max_object_bytes)
+            index = table.append(start, type_num, result, UNKNOWN, crc, -1)
+            k = len(deltas)
+            if k >= limits.max_deltas:
+                check_limit("deltas in pack", k + 1, limits.max_deltas)
+            deltas.index.append(index)
+            deltas.data_at.append(start + used if delta_kept < 0 else delta_kept | _KEPT)
+            deltas.size.append(size)
+            deltas.base.append(base if isinstance(base, int) else -1)
+            if isinstance(base, bytes):
+                deltas.ref_ids.append(k, 0, 0, base, 0, -1)
+            total += size + result
         check_limit("unpacked size", total, limits.max_unpacked_bytes)
     if pos != end:
         raise CorruptDataError("trailing garbage after the last object in the pack")
-    return records
+    return deltas
 
 
-def _whole(
-    data: bytes, view: memoryview, pos: int, end: int, type_num: int, size: int
-) -> tuple[int, bytes, bytes | None]:
-    """Inflate the whole object at *pos*: the offset after it, its id, its content unless a blob.
+def _resolve(incoming: Incoming, window: FileWindow, deltas: _Deltas, external: External) -> None:
+    """Resolve every delta from its base, bases first (see the module docstring)."""
+    table, side = incoming.table, incoming.side
+    table.sort(lambda i: table.types[i] in _WHOLE)
+    _link_ref_bases(incoming, deltas, external)
+    first_child = array("i", [-1]) * len(table)
+    next_child = array("i", [-1]) * len(deltas)
+    for k in range(len(deltas) - 1, -1, -1):
+        base = deltas.base[k]
+        if base >= 0:
+            next_child[k] = first_child[base]
+            first_child[base] = k
+    waiting = deltas.ref_ids
+    waiting.sort(lambda j: deltas.base[waiting.offsets[j]] < 0)
+    still_waiting = any(deltas.base[k] < 0 for k in range(len(deltas)))
+    end = incoming.size - 20
+    # Roots are the whole objects (sent or borrowed) deltas build on; a delta resolved below
+    # becomes whole too, but its children are reached through it, not as a root again.
+    roots = array(
+        "I", (i for i, c in enumerate(first_child) if c >= 0 and table.types[i] in _WHOLE)
+    )
+    for root in roots:
+        if table.kept_at(root) < 0:  # a large blob: keep it to copy from
+            at = side.size
+            inflate(window, _data_start(table, window, root), end, table.sizes[root], side.write)
+            table.set_kept(root, at)
+        stack = array("i", [root])
+        while stack:
+            base = stack.pop()
+            k = first_child[base]
+            while k >= 0:
+                child = deltas.index[k]
+                keep = still_waiting or first_child[child] >= 0
+                _apply(incoming, window, end, base, child, deltas, k, keep)
+                if still_waiting:
+                    for j in _waiting_on(waiting, table.sha(child)):
+                        if deltas.base[j] >= 0:  # linked already (an object sent twice)
+                            continue
+                        deltas.base[j] = child
+                        next_child[j] = first_child[child]
+                        first_child[child] = j
+                if first_child[child] >= 0:
+                    stack.append(child)
+                k = next_child[k]
+    if any(table.types[deltas.index[k]] not in _WHOLE for k in range(len(deltas))):
+        missing: set[str] = set()  # the first few: a hostile pack may name half a million
+        for j in range(len(waiting)):
+            if table.types[deltas.index[waiting.offsets[j]]] not in _WHOLE:
+                missing.add(binascii.hexlify(waiting.sha(j)).decode())
+                if len(missing) >= 20:
+                    break
+        if missing:
+            raise MissingPrerequisiteError(sorted(missing))
+        raise CorruptDataError("pack objects do not resolve (a delta cycle)")
 
-    Most objects are small: one bounded ``decompress`` call does, and anything unusual (a
-    stream that needs more input, a size mismatch, a zlib error) goes the careful way, which
-    also names the problem.
+
+def _data_start(table: ObjectTable, window: FileWindow, index: int) -> int:
+    """Where the zlib stream of whole object *index* starts (just after its header)."""
+    start = table.offsets[index]
+    _type, _size, used = _header(window.view(start, 40), start)
+    return start + used
+
+
+def _link_ref_bases(incoming: Incoming, deltas: _Deltas, external: External) -> None:
+    """Point each REF_DELTA at its base: a whole object of the pack, or one the store lends.
+
+    A base that is itself a delta's result is linked once that delta is resolved.
     """
-    header = _TYPE_NAMES[type_num] + b" %d\0" % size
-    if size < _FEED:
-        inflater = zlib.decompressobj()
-        fed = min(end, pos + size + 64)  # zlib adds at most ~11 bytes to 64 KiB
-        try:
-            out = inflater.decompress(view[pos:fed], size + 1)
-        except zlib.error:
-            out = b""
-        if inflater.eof and len(out) == size:
-            raw = None if type_num == _BLOB else out
-            return fed - len(inflater.unused_data), hashlib.sha1(header + out).digest(), raw
-    hasher = hashlib.sha1(header)
-    kept: list[bytes] | None = None if type_num == _BLOB else []
-    pos, _ = _skip_zlib(data, pos, end, size, hasher.update, kept)
-    return pos, hasher.digest(), None if kept is None else b"".join(kept)
+    table, refs = incoming.table, deltas.ref_ids
+    borrowed: dict[bytes, int] = {}
+    for j in range(len(refs)):
+        k, sha = refs.offsets[j], refs.sha(j)
+        base = table.find(sha)
+        if base < 0:
+            base = borrowed.get(sha, -1)
+        if base < 0:
+            found = external(binascii.hexlify(sha))
+            if found is not None:
+                type_num, raw = found
+                kept = incoming.side.put(raw)
+                base = table.append(0, type_num, len(raw), sha, 0, kept)
+                borrowed[sha] = base
+        deltas.base[k] = base
 
 
-class _Resolver(DeltaChainIterator[tuple[bytes, int, int, bytes | None]]):
-    """dulwich's delta-chain walk (each object inflated once), keeping only what we need."""
-
-    def _result(self, unpacked: UnpackedObject) -> tuple[bytes, int, int, bytes | None]:
-        assert unpacked.offset is not None
-        assert unpacked.obj_type_num is not None
-        type_num = unpacked.obj_type_num
-        raw = None if type_num == _BLOB else b"".join(unpacked.obj_chunks or ())
-        return unpacked.sha(), unpacked.offset, type_num, raw
+def _waiting_on(waiting: ObjectTable, sha: bytes) -> list[int]:
+    """Positions of the deltas still waiting for base *sha* (REF_DELTA on a delta)."""
+    return [waiting.offsets[j] for j in waiting.matches(sha)]
 
 
-def _resolve_deltas(
-    data: bytes, records: list[_Record], resolve_external: Callable[[bytes], tuple[int, bytes]]
-) -> ReceivedPack:
-    """Resolve a pack with deltas (the git CLI's); append external bases to a thin one."""
+def _apply(
+    incoming: Incoming,
+    window: FileWindow,
+    end: int,
+    base: int,
+    child: int,
+    deltas: _Deltas,
+    k: int,
+    keep: bool,
+) -> None:
+    """Resolve delta *k* (table index *child*) against resolved object *base*."""
+    table, side = incoming.table, incoming.side
+    type_num = table.types[base]
+    base_size, base_at = table.sizes[base], table.kept_at(base)
+    size = table.sizes[child]
+    keep = keep or type_num != _BLOB or size <= KEEP_BLOBS
+    hasher = hashlib.sha1(TYPE_NAMES[type_num] + b" %d\0" % size)
+    kept = side.size if keep else -1
+    if max(base_size, deltas.size[k], size) <= IN_MEMORY:
+        if deltas.data_at[k] & _KEPT:
+            delta = side.read(deltas.data_at[k] & ~_KEPT, deltas.size[k])
+        else:
+            delta, _ = inflate_bytes(window, deltas.data_at[k], end, deltas.size[k])
+        out = apply_in_memory(side.read(base_at, base_size), delta, size)
+        hasher.update(out)
+        if keep:
+            side.put(out)
+    else:
 
-    def resolve(sha: bytes) -> tuple[int, list[bytes]]:
-        type_num, raw = resolve_external(binascii.hexlify(sha))  # KeyError: not external
-        return type_num, [raw]
+        def read_base(offset: int, n: int) -> bytes:
+            return side.read(base_at + offset, n)
 
-    walker = _Resolver(None, hashlib.sha1, resolve_ext_ref=resolve)
-    for r in records:
-        delta_base = r.offset - r.base if isinstance(r.base, int) else r.base
-        walker.record(UnpackedObject(r.type_num, delta_base=delta_base, offset=r.offset))
-    crcs = {r.offset: zlib.crc32(data[r.offset : r.end]) for r in records}
-    try:
-        with PackData.from_file(BytesIO(data), object_format=DEFAULT_OBJECT_FORMAT) as pack:
-            walker.set_pack_data(pack)
-            resolved = list(walker)
-    except UnresolvedDeltas as exc:
-        raise MissingPrerequisiteError(sorted(s.decode() for s in exc.shas)) from None
-    except (zlib.error, ApplyDeltaError, ChecksumMismatch, ObjectFormatException) as exc:
-        raise CorruptDataError(f"corrupt pack: {exc}") from exc
-    except (AssertionError, ValueError, IndexError, KeyError, TypeError) as exc:
-        raise CorruptDataError(f"corrupt pack: {exc!r}") from exc
-    if len(resolved) != len(records):
-        raise CorruptDataError("pack objects do not resolve (delta cycle)")
-    kinds = {binascii.hexlify(sha): type_num for sha, _o, type_num, _r in resolved}
-    entries = [(sha, offset, crcs[offset]) for sha, offset, _t, _r in resolved]
-    parsed = _parse([(sha, t, raw) for sha, _o, t, raw in resolved if raw is not None])
-    external = walker.ext_refs()
-    if external:
-        data = _complete_thin(data, external, entries, resolve_external)
-    return ReceivedPack(data, entries, kinds, parsed)
-
-
-def _complete_thin(
-    data: bytes,
-    external: Sequence[bytes],
-    entries: PackEntries,
-    resolve_external: Callable[[bytes], tuple[int, bytes]],
-) -> bytes:
-    """Append the external bases as whole objects, as ``git index-pack --fix-thin`` does.
-
-    A pack on disk must be self-contained; offsets of the received objects do not move (the
-    header keeps its size), only the count and the trailing checksum change.
-    """
-    body = bytearray(data[:-20])
-    body[8:12] = (int.from_bytes(data[8:12], "big") + len(external)).to_bytes(4, "big")
-    for sha in external:
-        type_num, raw = resolve_external(binascii.hexlify(sha))
-        record = object_header(type_num, len(raw)) + zlib.compress(raw, 1)
-        entries.append((bytes(sha), len(body), zlib.crc32(record)))
-        body += record
-    return bytes(body) + hashlib.sha1(body).digest()
+        if keep:
+            # The result goes after everything kept so far; the base is read from before it.
+            stream = DeltaStream(read_base, base_size, size, _both(hasher.update, side.write))
+        else:
+            stream = DeltaStream(read_base, base_size, size, hasher.update)
+        if deltas.data_at[k] & _KEPT:
+            stream.feed(side.read(deltas.data_at[k] & ~_KEPT, deltas.size[k]))
+        else:
+            inflate(window, deltas.data_at[k], end, deltas.size[k], stream.feed)
+        stream.finish()
+    table.set_sha(child, hasher.digest(), type_num)
+    table.set_kept(child, kept)
 
 
-def _parse(raws: Iterable[tuple[bytes, int, bytes | None]]) -> dict[bytes, ShaFile]:
-    out: dict[bytes, ShaFile] = {}
-    for sha, type_num, raw in raws:
-        hex_sha = binascii.hexlify(sha)
-        try:
-            out[hex_sha] = ShaFile.from_raw_string(type_num, raw or b"", ObjectID(hex_sha))
-        except (ObjectFormatException, ValueError) as exc:
-            raise CorruptDataError(f"malformed object {hex_sha.decode()}: {exc}") from exc
-    return out
+def _object_at(offsets: array[int], at: int, start: int) -> int:
+    """Index of the object starting at offset *at* (an OFS_DELTA's base), which must precede."""
+    index = bisect.bisect_left(offsets, at)
+    if at < 12 or index >= len(offsets) or offsets[index] != at:
+        raise CorruptDataError(f"delta base offset out of range at offset {start}")
+    return index
 
 
-def _read_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    if pos >= end:
+def _header(head: memoryview, start: int) -> tuple[int, int, int]:
+    """``(type, size, header length)`` of the object whose first bytes are *head*."""
+    if not head:
         raise CorruptDataError("pack truncated inside an object header")
-    byte = data[pos]
-    type_num, size, shift = (byte >> 4) & 7, byte & 15, 4
-    pos += 1
+    byte = head[0]
+    type_num, size, shift, pos = (byte >> 4) & 7, byte & 15, 4, 1
     while byte & 0x80:
-        if pos >= end or shift > 60:
-            raise CorruptDataError("malformed object header in pack")
-        byte = data[pos]
+        if pos >= len(head) or shift > 60:
+            raise CorruptDataError(f"malformed object header at offset {start}")
+        byte = head[pos]
         size |= (byte & 0x7F) << shift
         shift += 7
         pos += 1
+    if type_num not in _WHOLE and type_num not in (_OFS_DELTA, _REF_DELTA):
+        raise CorruptDataError(f"unknown object type {type_num} at offset {start}")
     return type_num, size, pos
 
 
-def _read_ofs(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    if pos >= end:
+def _ofs(head: memoryview, pos: int, start: int) -> tuple[int, int]:
+    """An OFS_DELTA's distance back to its base, and the offset after it in *head*."""
+    if pos >= len(head):
         raise CorruptDataError("pack truncated inside a delta offset")
-    byte = data[pos]
+    byte = head[pos]
     value = byte & 0x7F
     pos += 1
     while byte & 0x80:
-        if pos >= end or value > 1 << 56:
-            raise CorruptDataError("malformed delta offset in pack")
-        byte = data[pos]
+        if pos >= len(head) or value > 1 << 56:
+            raise CorruptDataError(f"malformed delta offset at offset {start}")
+        byte = head[pos]
         value = ((value + 1) << 7) | (byte & 0x7F)
         pos += 1
+    if value <= 0 or start - value < 12:
+        raise CorruptDataError(f"delta base offset out of range at offset {start}")
     return value, pos
 
 
-def _skip_zlib(
-    data: bytes,
-    pos: int,
-    end: int,
-    size: int,
-    sink: Callable[[bytes], object] | None = None,
-    kept: list[bytes] | None = None,
-) -> tuple[int, bytes]:
-    """Inflate one stream in bounded steps; return the offset after it and its first bytes.
+def _both(
+    first: Callable[[bytes], object], second: Callable[[bytes], object]
+) -> Callable[[bytes], None]:
+    def sink(data: bytes) -> None:
+        first(data)
+        second(data)
 
-    Every inflated chunk goes to *sink* (a hash) and, when given, is appended to *kept*.
-    """
-    inflater = zlib.decompressobj()
-    view = memoryview(data)
-    produced, head, fed = 0, b"", pos
-    feed = min(end - pos, size + 64)
-    try:
-        while not inflater.eof:
-            if fed >= end:
-                raise CorruptDataError("pack truncated inside a zlib stream")
-            chunk = view[fed : min(end, fed + feed)]
-            fed += len(chunk)
-            feed = _FEED
-            out = inflater.decompress(chunk, _FEED)
-            while True:
-                produced += len(out)
-                if len(head) < 32:
-                    head += out[:32]
-                if produced > size:
-                    raise CorruptDataError("object inflates beyond its declared size")
-                if sink is not None:
-                    sink(out)
-                if kept is not None:
-                    kept.append(out)
-                if not inflater.unconsumed_tail:
-                    break
-                out = inflater.decompress(inflater.unconsumed_tail, _FEED)
-    except zlib.error as exc:
-        raise CorruptDataError(f"corrupt zlib stream in pack: {exc}") from exc
-    if produced != size:
-        raise CorruptDataError("object size does not match its header")
-    return fed - len(inflater.unused_data), head
+    return sink
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise CorruptDataError("malformed delta header in pack")
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        pos += 1
-        if not byte & 0x80:
-            return value, pos
+def _first_bytes(into: bytearray) -> Callable[[bytes], None]:
+    """A sink keeping the first 32 bytes of a stream (a delta's size header)."""
+
+    def sink(data: bytes) -> None:
+        if len(into) < 32:
+            into.extend(data[: 32 - len(into)])
+
+    return sink

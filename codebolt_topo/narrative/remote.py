@@ -5,18 +5,19 @@ The orchestrator never opens a second transport to move history: every operation
 :mod:`~codebolt_topo.narrative.entry`), over a connection that is already authenticated and
 carries binary frames. Bundles come back as the command's stdout and go in as its stdin.
 
-Which Python runs it: ``$CODEBOLT_PYTHON`` when the request or the node's environment sets it,
-else the interpreter of the node daemon itself (its ``argv[0]``, read from
-``/proc/$PPID/cmdline``: the daemon is the job's parent, and it certainly has this package),
-else ``python3`` from ``PATH``.
+Which Python runs it is the launcher's business (:mod:`~codebolt_topo.client.narrative_launch`,
+shared with the nodes that sync along their edges themselves).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from codebolt_topo.client.narrative_launch import LAUNCHER, narrative_argv
 from codebolt_topo.narrative.errors import NarrativeError
 
 if TYPE_CHECKING:
@@ -24,15 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LAUNCHER", "NodeNarrative"]
 
-LAUNCHER = r"""
-py="${CODEBOLT_PYTHON:-}"
-if [ -z "$py" ] && [ -r "/proc/$PPID/cmdline" ]; then
-  py=$(tr '\0' '\n' < "/proc/$PPID/cmdline" | head -n 1)
-  case "$py" in */python*|python*) ;; *) py="" ;; esac
-fi
-exec "${py:-python3}" -m codebolt_topo.narrative "$@"
-"""
-"""The ``sh -c`` script that finds the node's Python and runs the entry point with ``$@``."""
+_CANCEL_WAIT = 5.0
+"""Seconds spent telling the node to cancel the job of a call that was given up."""
 
 
 class NodeNarrative:
@@ -63,12 +57,21 @@ class NodeNarrative:
         ]
 
     async def run(self, command: str, *args: str, stdin: bytes | None = None) -> bytes:
-        """Run one entry-point command on the node; its stdout, or NarrativeError naming why."""
-        argv = ["/bin/sh", "-c", LAUNCHER, "codebolt-narrative", command, *self._common, *args]
+        """Run one entry-point command on the node; its stdout, or NarrativeError naming why.
+
+        When the caller gives up (Ctrl-C, a timeout around this call: the task is cancelled),
+        the job on the node is cancelled too rather than left to run for its lease.
+        """
+        argv = narrative_argv(command, *self._common, *args)
         handle = await self.client.exec(
             self.node, argv=argv, env=self.env, timeout=self.timeout, stdin=stdin
         )
-        result = await handle.result()
+        try:
+            result = await handle.result()
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(handle.cancel()), _CANCEL_WAIT)
+            raise
         result.raise_for_failures()
         outcome = result[self.node]
         code = outcome.exit.code if outcome.exit else None

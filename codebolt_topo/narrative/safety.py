@@ -4,6 +4,14 @@ A tree entry or tar member name decides where restore writes; these predicates r
 that could escape the workspace or plant a repository inside it (``.git`` in any case, with the
 trailing dots and spaces Windows strips, or its 8.3 short name ``git~1``), mirroring git's own
 ``fsck`` protections.
+
+Symlinks follow one rule everywhere (:func:`check_link`): a link's target is relative, and its
+leading ``..`` climb no higher than the workspace root. ``..`` after a name is refused too,
+because that name may itself be a link elsewhere (``a/../..`` with ``a -> x/y`` climbs from
+``x/y``), so only a target of the form ``../../name/name`` can be judged without resolving
+other links; and since every link obeys the rule, following a chain of them stays inside. The
+snapshot does not capture links that break it, bundles and tarballs carrying one are refused at
+import, before anything is stored, and restore refuses to create one.
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ __all__ = [
     "MODE_FILE",
     "MODE_LINK",
     "check_entry_name",
+    "check_link",
     "check_relative_path",
     "is_dotgit",
-    "link_stays_inside",
+    "link_climb",
 ]
 
 MODE_FILE = 0o100644
@@ -65,16 +74,33 @@ def check_relative_path(path: str, limits: Limits) -> list[bytes]:
     return parts
 
 
-def link_stays_inside(link_path: list[bytes], target: bytes) -> bool:
-    """True when a symlink at *link_path* pointing at *target* resolves inside the root."""
-    if not target or target.startswith(b"/") or b"\x00" in target:
-        return False
-    depth = len(link_path) - 1
+def link_climb(target: bytes) -> int | None:
+    """How many directories above its own a symlink's *target* reaches (its leading ``..``).
+
+    ``None`` when no position inside a workspace keeps it there: an absolute or empty target,
+    a NUL byte, or ``..`` after a name (see the module docstring).
+    """
+    if not target or target[:1] == b"/" or b"\x00" in target:
+        return None
+    if b".." not in target:
+        return 0
+    climb, named = 0, False
     for part in target.split(b"/"):
         if part == b"..":
-            depth -= 1
-            if depth < 0:
-                return False
+            if named:
+                return None
+            climb += 1
         elif part not in (b"", b"."):
-            depth += 1
-    return True
+            named = True
+    return climb
+
+
+def check_link(path: bytes, target: bytes) -> None:
+    """Refuse a symlink at workspace path *path* (``a/b/link``) whose *target* leads outside."""
+    climb = link_climb(target)
+    if climb is None or climb > path.count(b"/"):
+        raise UnsafeInputError(
+            f"symlink {path.decode('utf-8', 'replace')!r} -> "
+            f"{target.decode('utf-8', 'replace')!r} leads outside the workspace "
+            "(links must be relative and stay inside it)"
+        )

@@ -4,6 +4,10 @@ The walk honours ``.gitignore`` files (dulwich's pattern matcher, git's preceden
 file that has a matching pattern decides, the last matching pattern in a file wins, an excluded
 directory is never entered) and the workspace's ``.git/info/exclude`` (read only). ``.git`` entries,
 in any case, are never captured. Sockets, FIFOs and devices are skipped: git cannot store them.
+Symlinks leading outside the workspace are skipped too
+(:func:`~codebolt_topo.narrative.safety.check_link`), and so are names holding a backslash
+(a path separator elsewhere, refused by :func:`~codebolt_topo.narrative.safety.check_entry_name`):
+no import would accept them, and a snapshot is made to be restored elsewhere.
 
 Ignore rules are only evaluated where they can have changed: for a path the cache already knows,
 and when no ``.gitignore`` on its way from the root changed, the previous answer (captured) stands.
@@ -19,7 +23,14 @@ from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 from dulwich.ignore import IgnoreFilter, read_ignore_patterns
 from dulwich.objects import Blob, ObjectID, ShaFile, Tree
 
-from codebolt_topo.narrative.safety import MODE_DIR, MODE_EXEC, MODE_FILE, MODE_LINK, is_dotgit
+from codebolt_topo.narrative.safety import (
+    MODE_DIR,
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_LINK,
+    is_dotgit,
+    link_climb,
+)
 from codebolt_topo.narrative.statcache import DirEntry, FileEntry, StatCache
 
 __all__ = ["EXCLUDE_KEY", "Scan", "scan_workspace"]
@@ -76,7 +87,7 @@ class _Walker:
         prefix = rel + b"/" if rel else b""
         depth = rel.count(b"/") + 1 if rel else 0
         with os.scandir(abspath) as it:
-            entries = [e for e in it if not is_dotgit(e.name)]
+            entries = [e for e in it if not is_dotgit(e.name) and b"\\" not in e.name]
         filters, rules_changed = self._dir_filters(entries, prefix, depth, filters, rules_changed)
         # Locals: this loop runs once per file of the workspace on every snapshot.
         cached_files, cached_dirs = self.cache.files, self.cache.dirs
@@ -117,7 +128,7 @@ class _Walker:
                     files_out[path] = cached  # unchanged: keep the cache's own entry
                     out.append((name, mode, cached[4]))
                     continue
-            found = self._hash(os.path.join(abspath, name), mode)
+            found = self._hash(os.path.join(abspath, name), mode, path)
             if found is None:
                 continue
             self.result.hashed.append(path)
@@ -163,10 +174,13 @@ class _Walker:
                     return pattern.is_exclude
         return False
 
-    def _hash(self, path: bytes, mode: int) -> bytes | None:
+    def _hash(self, path: bytes, mode: int, rel: bytes) -> bytes | None:
         try:
             if mode == MODE_LINK:
                 data = os.readlink(path)
+                climb = link_climb(data)
+                if climb is None or climb > rel.count(b"/"):
+                    return None  # leads outside: not captured (see the module docstring)
             else:
                 with open(path, "rb") as handle:
                     data = handle.read()

@@ -32,7 +32,9 @@ FileEntry = tuple[int, int, int, int, bytes]
 DirEntry = tuple[int, bytes]
 """``(number of captured entries, hex tree id)``."""
 
-_MAGIC = b"CBNSTAT1"
+_MAGIC = b"CBNSTAT2"
+"""Version 2: symlinks leading outside are no longer captured, so version 1 caches (which may
+vouch for such links and the trees holding them) are discarded, at the cost of one rehash."""
 _HEADER = struct.Struct("<qqII")
 
 

@@ -5,16 +5,19 @@ Layout of the state directory (never inside the workspace)::
     shadow.git/      bare repository (dulwich); refs/narrative/threads/<id> per thread
     statcache        what the last snapshot/restore saw (see statcache.py)
     workspace.json   the tree the workspace held after the last snapshot or restore
+    measures.sqlite  files, depth and symlink reach of every tree measured (see measure.py)
     lock             flock held by every operation that writes
 
 The user's own ``.git`` is never opened for writing: only ``.git/info/exclude`` is read, for its
-ignore patterns. Transfer lives in :mod:`~codebolt_topo.narrative.bundle`, ``tarball``, ``receive``
-and ``importer``.
+ignore patterns. Transfer lives in :mod:`~codebolt_topo.narrative.bundle`, ``tarball``, ``receive``,
+``incoming`` and ``importer``; what a snapshot may become on disk in ``bounds``.
 """
 
 from __future__ import annotations
 
+import binascii
 import fcntl
+import io
 import json
 import os
 import secrets
@@ -23,12 +26,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
-from dulwich.objects import Commit, ObjectID, ShaFile
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from codebolt_topo.narrative.bundle import Selection, export_bundle, parse_bundle
+from codebolt_topo.narrative.bounds import SnapshotBounds
+from codebolt_topo.narrative.bundle import Selection, export_bundle, read_bundle_header
 from codebolt_topo.narrative.checkout import apply_changes, bounded_changes, diff_trees
 from codebolt_topo.narrative.errors import (
     DirtyWorkspaceError,
@@ -43,8 +48,10 @@ from codebolt_topo.narrative.hierarchy import (
     first_parent_history,
     snapshot_info,
 )
-from codebolt_topo.narrative.importer import ImportReport, Incoming, import_objects
+from codebolt_topo.narrative.importer import ImportReport, import_objects
+from codebolt_topo.narrative.incoming import Incoming
 from codebolt_topo.narrative.limits import Limits
+from codebolt_topo.narrative.measure import MeasureCache
 from codebolt_topo.narrative.metadata import SnapshotMeta, format_message, parse_message
 from codebolt_topo.narrative.names import (
     REMOTES_PREFIX,
@@ -54,7 +61,8 @@ from codebolt_topo.narrative.names import (
     validate_id,
 )
 from codebolt_topo.narrative.packs import bulk_allocation, write_pack
-from codebolt_topo.narrative.receive import receive_pack, store_pack
+from codebolt_topo.narrative.presence import StorePresence
+from codebolt_topo.narrative.receive import receive_pack, spool_pack
 from codebolt_topo.narrative.scan import scan_workspace
 from codebolt_topo.narrative.statcache import StatCache
 from codebolt_topo.narrative.tarball import export_tar, import_tar
@@ -80,6 +88,7 @@ class NarrativeStore:
         if not git_dir.exists():
             Repo.init_bare(str(git_dir), mkdir=True).close()
         self.repo = Repo(str(git_dir))
+        self._measures: MeasureCache | None = None
 
     @classmethod
     def open(
@@ -102,8 +111,18 @@ class NarrativeStore:
         return cls(state, ws, environment, limits or Limits())
 
     def close(self) -> None:
-        """Release the repository's open pack files."""
+        """Release the repository's open pack files and the measure cache."""
         self.repo.close()
+        if self._measures is not None:
+            self._measures.close()
+            self._measures = None
+
+    @property
+    def measures(self) -> MeasureCache:
+        """Figures (files, depth, symlink reach) of the trees measured so far, by tree id."""
+        if self._measures is None:
+            self._measures = MeasureCache(self.state_dir / "measures.sqlite")
+        return self._measures
 
     def __enter__(self) -> NarrativeStore:
         return self
@@ -269,6 +288,9 @@ class NarrativeStore:
                 dirty = list(diff_trees(get, self._load_base(), scan.root_tree))
                 if dirty:
                     raise DirtyWorkspaceError([p.decode("utf-8", "replace") for p, _o, _n in dirty])
+            bounds = SnapshotBounds(self)
+            bounds.check(info.tree.encode(), f"snapshot {info.snapshot_id}")
+            bounds.save()
             changes = bounded_changes(get, scan.root_tree, info.tree.encode(), self.limits)
             root = os.fsencode(self.workspace)
             apply_changes(root, get, changes, force=force, limits=self.limits)
@@ -290,32 +312,55 @@ class NarrativeStore:
         """
         return export_bundle(self, selection or Selection.everything(), frozenset(have))
 
-    def import_bundle(self, data: bytes, source_env: str, *, copies: bool = False) -> ImportReport:
+    def import_bundle(
+        self, source: bytes | BinaryIO, source_env: str, *, copies: bool = False
+    ) -> ImportReport:
         """Verify, then import a bundle received from *source_env* (ours or ``git bundle``'s).
 
-        *copies* also accepts the diverged copies a sender exported with ``Selection(remotes=
-        True)``, keeping their origin's name (sync does; a plain import refuses them).
+        *source* is the bundle or a stream of it (read in bounded pieces: the pack goes to a
+        temporary file as it arrives, never into memory). *copies* also accepts the diverged
+        copies a sender exported with ``Selection(remotes=True)``, keeping their origin's name
+        (sync does; a plain import refuses them).
 
         When the store lacks any of its objects, the bundle's pack is kept as it came, indexed
         once (see :mod:`~codebolt_topo.narrative.receive`), like ``git fetch``: objects we
         already held stay in it as harmless duplicates rather than costing a re-encoding.
         """
-        parsed = parse_bundle(data, self.limits)
+        stream = io.BytesIO(source) if isinstance(source, bytes) else source
+        header, first = read_bundle_header(stream, self.limits)
         odb = self.repo.object_store
-        with bulk_allocation():
-            pack = receive_pack(parsed.pack, self.limits, lambda s: odb.get_raw(ObjectID(s)))
-            incoming = Incoming(pack.kinds, pack.parsed, lambda _: store_pack(odb.pack_dir, pack))
+        with bulk_allocation(), Incoming(odb.pack_dir, self.limits) as incoming:
+            spool_pack(stream, first, incoming, self.limits)
+            with StorePresence(odb.pack_dir) as present:
+
+                def external(sha: bytes) -> tuple[int, bytes] | None:
+                    if binascii.unhexlify(sha) not in present:
+                        return None
+                    type_num, raw = odb.get_raw(ObjectID(sha))
+                    return type_num, bytes(raw)
+
+                receive_pack(incoming, self.limits, external)
             return import_objects(
-                self, incoming, parsed.refs, parsed.prerequisites, source_env, copies=copies
+                self, incoming, header.refs, header.prerequisites, source_env, copies=copies
             )
 
-    def export_tar(self, snapshot: str) -> bytes:
-        """One snapshot as tar.gz: ``manifest.json`` (hierarchy, commit) then ``files/...``."""
-        return export_tar(self, self.find(snapshot))
+    def export_tar(self, snapshot: str, out: BinaryIO | None = None) -> bytes:
+        """One snapshot as tar.gz: ``manifest.json`` (hierarchy, commit) then ``files/...``.
 
-    def import_tar(self, data: bytes, source_env: str | None = None) -> ImportReport:
-        """Verify, then import a snapshot tarball as a snapshot of its thread."""
-        return import_tar(self, data, source_env)
+        Written to *out* when given (then ``b""`` is returned), else returned.
+        """
+        if out is not None:
+            export_tar(self, self.find(snapshot), out)
+            return b""
+        buffer = io.BytesIO()
+        export_tar(self, self.find(snapshot), buffer)
+        return buffer.getvalue()
+
+    def import_tar(self, source: bytes | BinaryIO, source_env: str | None = None) -> ImportReport:
+        """Verify, then import a snapshot tarball (or a stream of one) as a snapshot of its
+        thread; read in bounded pieces, like :meth:`import_bundle`."""
+        with bulk_allocation():
+            return import_tar(self, source, source_env)
 
     def _commit(self, sha: bytes) -> Commit:
         obj = self.repo.object_store[ObjectID(sha)]
@@ -335,7 +380,9 @@ class NarrativeStore:
         return list(self.repo.refs.as_dict(Ref(REMOTES_PREFIX.rstrip(b"/"))).values())
 
     def _lookup(self, extra: list[ShaFile]) -> Callable[[bytes], ShaFile]:
-        overlay = {obj.id: obj for obj in extra}
+        # The empty tree is the base of a store that never restored or snapshotted; it is
+        # in no pack (a restore into a fresh store's non-empty workspace raised KeyError).
+        overlay = {ObjectID(EMPTY_TREE): Tree(), **{obj.id: obj for obj in extra}}
         store = self.repo.object_store
 
         def get(sha: bytes) -> ShaFile:

@@ -1,49 +1,69 @@
-"""Reading a peer's tar.gz safely: bounded inflation, member checks, no extraction.
+"""Reading a peer's tar.gz as a stream, in bounded memory, checking each member first.
 
-Nothing is ever written to disk here: members are read into memory through
-:class:`BoundedGunzip`, which refuses to inflate past the configured limit, and each member is
-checked before its data is read (see :func:`check_member` for what is refused and why).
+Nothing is extracted: :func:`read_tar` yields each member, checked by :func:`check_member`,
+with a function reading its content in pieces, so a member's content never has to fit in
+memory. Three guards make that hold whatever the archive says:
+
+* :class:`BoundedGunzip` counts what it reads (``max_archive_bytes``) and what it inflates
+  (``max_unpacked_bytes``), and asks for bounded pieces;
+* :class:`ForwardReader` serves :mod:`tarfile` a seekable file that only ever moves forward
+  (so tarfile reads headers itself instead of through its stream buffer) and refuses any single
+  read larger than :data:`MAX_READ`, which is how tarfile would load a pax or GNU long-name
+  header of any declared size into memory;
+* tarfile's list of members read so far is emptied as it grows.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import zlib
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 from codebolt_topo.narrative.errors import CorruptDataError, LimitExceededError, UnsafeInputError
 from codebolt_topo.narrative.limits import Limits, check_limit
-from codebolt_topo.narrative.safety import check_relative_path, link_stays_inside
+from codebolt_topo.narrative.safety import check_link, check_relative_path
 
-__all__ = ["FORMAT", "BoundedGunzip", "Members", "check_member", "read_members"]
+__all__ = ["FORMAT", "MAX_READ", "BoundedGunzip", "ForwardReader", "check_member", "read_tar"]
 
 FORMAT = "codebolt-narrative-snapshot"
+MAX_READ = 4 * 1024 * 1024
+"""Largest read tarfile may make at once (header records, and our own content pieces)."""
+PIECE = 1024 * 1024
+"""Content is read in pieces of this size."""
+
+Reader = Callable[[], Iterator[bytes]]
+Member = tuple[tarfile.TarInfo, list[bytes], Reader]
+"""A checked member, its path under ``files/`` split into checked parts (empty for the
+manifest), and a function reading its content in pieces."""
 
 
 class BoundedGunzip(io.RawIOBase):
-    """Inflate gzip lazily and refuse to produce more than *limit* bytes (bomb guard)."""
+    """Inflate gzip from *source* lazily; refuse past *archive_limit* in or *limit* out."""
 
-    def __init__(self, data: bytes, limit: int) -> None:
-        self._data, self._pos, self._limit, self._out = memoryview(data), 0, limit, 0
+    def __init__(self, source: BinaryIO, archive_limit: int, limit: int) -> None:
+        self._source = source
+        self._archive_limit, self._read = archive_limit, 0
+        self._limit, self._out = limit, 0
         self._inflater = zlib.decompressobj(wbits=31)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        want = len(buffer)
+        want = min(len(buffer), PIECE)
         chunk = b""
         while not chunk and not self._inflater.eof:
             if self._inflater.unconsumed_tail:
                 chunk = self._inflater.decompress(self._inflater.unconsumed_tail, want)
-            elif self._pos < len(self._data):
-                feed = self._data[self._pos : self._pos + 65536]
-                self._pos += len(feed)
-                chunk = self._inflater.decompress(feed, want)
-            else:
+                continue
+            feed = self._source.read(65536)
+            if not feed:
                 raise CorruptDataError("truncated gzip stream")
+            self._read += len(feed)
+            check_limit("tarball size", self._read, self._archive_limit)
+            chunk = self._inflater.decompress(feed, want)
         self._out += len(chunk)
         if self._out > self._limit:
             raise LimitExceededError(f"tarball inflates beyond the limit ({self._limit} bytes)")
@@ -51,50 +71,83 @@ class BoundedGunzip(io.RawIOBase):
         return len(chunk)
 
 
-Members = dict[str, tarfile.TarInfo | bytes]
-"""Path under ``files/`` → file content, or the TarInfo of a symlink."""
+class ForwardReader(io.RawIOBase):
+    """A file tarfile may seek in, forward only, with no read larger than :data:`MAX_READ`."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self._pos + offset
+        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < self._pos:
+            raise CorruptDataError("tarball would need reading backwards")
+        while self._pos < target:
+            if not self.read(min(PIECE, target - self._pos)):
+                break
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_READ:
+            raise LimitExceededError(f"tarball header or record larger than {MAX_READ} bytes")
+        data = self._stream.read(size)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(min(len(buffer), MAX_READ))
+        buffer[: len(data)] = data
+        return len(data)
 
 
-def read_members(data: bytes, limits: Limits) -> tuple[dict[str, Any], Members]:
-    """Return the manifest and every member's content, after checking each one."""
-    manifest: dict[str, Any] | None = None
-    members: Members = {}
-    stream = io.BufferedReader(BoundedGunzip(data, limits.max_unpacked_bytes))
-    total = count = 0
+def read_tar(source: BinaryIO, limits: Limits) -> Iterator[Member]:
+    """Each file, symlink or directory member of the tar.gz *source*, checked, in order.
+
+    The reader given with a regular file yields its content in pieces (read it before asking
+    for the next member). Refuses more than ``max_entries`` members, a member past
+    ``max_object_bytes`` and a total past ``max_unpacked_bytes``.
+    """
+    gunzip = io.BufferedReader(
+        BoundedGunzip(source, limits.max_archive_bytes, limits.max_unpacked_bytes), PIECE
+    )
     try:
         with tarfile.open(
-            fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
+            fileobj=ForwardReader(gunzip),
+            mode="r:",
+            encoding="utf-8",
+            errors="surrogateescape",
         ) as tar:
-            for member in tar:
+            count = total = 0
+            while True:
+                member = tar.next()
+                tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every member
+                if member is None:
+                    return
                 count += 1
                 check_limit("tarball members", count, limits.max_entries)
-                check_member(member, limits)
-                total += member.size
+                parts = check_member(member, limits)
                 check_limit("member size", member.size, limits.max_object_bytes)
+                total += member.size
                 check_limit("unpacked size", total, limits.max_unpacked_bytes)
-                if member.isdir():
-                    continue
-                if member.name == "manifest.json":
-                    if manifest is not None or members:
-                        raise UnsafeInputError("manifest.json must come first, once")
-                    check_limit("manifest size", member.size, limits.max_header_bytes)
-                    manifest = _load_manifest(_read(tar, member))
-                    continue
-                if manifest is None:
-                    raise UnsafeInputError("manifest.json must be the first member")
-                path = member.name[len("files/") :]
-                if path in members:
-                    raise UnsafeInputError(f"duplicate member {member.name!r}")
-                members[path] = member if member.issym() else _read(tar, member)
+                yield member, parts, _content(tar, member)
     except (tarfile.TarError, EOFError, zlib.error, UnicodeError) as exc:
         raise CorruptDataError(f"corrupt tarball: {exc}") from exc
-    if manifest is None:
-        raise CorruptDataError("tarball has no manifest.json")
-    return manifest, members
 
 
-def check_member(member: tarfile.TarInfo, limits: Limits) -> None:
-    """Refuse escapes, links leading outside, hard links, devices, FIFOs and setuid bits."""
+def check_member(member: tarfile.TarInfo, limits: Limits) -> list[bytes]:
+    """Refuse escapes, links leading outside, hard links, devices, FIFOs and setuid bits.
+
+    Returns the member's path under ``files/`` in checked parts (empty for the manifest).
+    """
     name = member.name
     check_limit(
         "member name length", len(name.encode("utf-8", "surrogateescape")), limits.max_name_bytes
@@ -110,33 +163,30 @@ def check_member(member: tarfile.TarInfo, limits: Limits) -> None:
     if member.mode & 0o7000:
         raise UnsafeInputError(f"member {name!r} has setuid/setgid/sticky bits")
     if name == "manifest.json" and member.isreg():
-        return
+        return []
     if not name.startswith("files/"):
         raise UnsafeInputError(f"unexpected member {name!r}")
     parts = check_relative_path(name[len("files/") :].rstrip("/"), limits)
     if member.issym():
-        target = member.linkname.encode("utf-8", "surrogateescape")
-        if not link_stays_inside(parts, target):
-            raise UnsafeInputError(f"symlink {name!r} -> {member.linkname!r} leads outside")
+        check_link(b"/".join(parts), member.linkname.encode("utf-8", "surrogateescape"))
+    return parts
 
 
-def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    handle = tar.extractfile(member)
-    if handle is None:
-        raise CorruptDataError(f"member {member.name!r} has no data")
-    data = handle.read()
-    if len(data) != member.size:
-        raise CorruptDataError(f"member {member.name!r} is truncated")
-    return data
+def _content(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Reader:
+    def pieces() -> Iterator[bytes]:
+        # Read after read_tar yielded the member, outside its translation of tarfile errors.
+        try:
+            handle = tar.extractfile(member) if member.isreg() else None
+            if handle is None:
+                return
+            left = member.size
+            while left:
+                piece = handle.read(min(PIECE, left))
+                if not piece:
+                    raise CorruptDataError(f"member {member.name!r} is truncated")
+                left -= len(piece)
+                yield piece
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise CorruptDataError(f"corrupt tarball at {member.name!r}: {exc}") from exc
 
-
-def _load_manifest(raw: bytes) -> dict[str, Any]:
-    try:
-        manifest = json.loads(raw)
-    except ValueError as exc:
-        raise CorruptDataError(f"manifest.json is not JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CorruptDataError("manifest.json is not a narrative snapshot manifest")
-    if manifest.get("version") != 1:
-        raise CorruptDataError(f"unsupported manifest version {manifest.get('version')!r}")
-    return manifest
+    return pieces

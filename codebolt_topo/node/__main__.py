@@ -13,11 +13,16 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the daemon; returns its exit status."""
-    parser = argparse.ArgumentParser(prog="python -m codebolt_topo.node",
-                                     description="Run one codebolt-topo node daemon.")
+    parser = argparse.ArgumentParser(
+        prog="python -m codebolt_topo.node", description="Run one codebolt-topo node daemon."
+    )
     parser.add_argument("--config", type=Path, required=True, help="LaunchConfig JSON file")
-    parser.add_argument("--ready-fd", type=int, default=None,
-                        help='write {"port": N, "pid": P} to this fd once listening')
+    parser.add_argument(
+        "--ready-fd",
+        type=int,
+        default=None,
+        help='write {"port": N, "pid": P} to this fd once listening',
+    )
     args = parser.parse_args(argv)
     return run_daemon(args.config, args.ready_fd)
 

@@ -21,10 +21,14 @@ from pydantic import ValidationError
 from codebolt_topo.errors import ConfigError
 from codebolt_topo.netaddr import is_loopback
 from codebolt_topo.node.clean_stop import record_clean_stop
-from codebolt_topo.node.config import LaunchConfig
 from codebolt_topo.node.core import NodeCore
+from codebolt_topo.node.jobs.reaper import job_reaper
+from codebolt_topo.node.logs import install_log_limits
+from codebolt_topo.node.security.isolation import Fence, isolate
+from codebolt_topo.node.security.limits import raise_descriptor_limit
 from codebolt_topo.node.server import start_server
-from codebolt_topo.providers.processes import report_ready
+from codebolt_topo.readiness import report_ready
+from codebolt_topo.wire.config import LaunchConfig
 
 __all__ = ["load_launch_config", "run_daemon"]
 
@@ -37,8 +41,10 @@ def load_launch_config(path: Path) -> LaunchConfig:
     try:
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"{path}: mode {stat.S_IMODE(mode):04o} lets others read the node "
-                              "config; it must be private (chmod 600)")
+            raise ConfigError(
+                f"{path}: mode {stat.S_IMODE(mode):04o} lets others read the node "
+                "config; it must be private (chmod 600)"
+            )
         config = LaunchConfig.model_validate_json(path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read node config: {exc.strerror}") from None
@@ -56,18 +62,35 @@ def load_launch_config(path: Path) -> LaunchConfig:
 def run_daemon(config_path: Path, ready_fd: int | None = None) -> int:
     """Run a node until SIGTERM/SIGINT; returns the process exit status."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            stream=sys.stderr,
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         config = load_launch_config(config_path)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    if config.fence is not None:  # before any thread exists (a user namespace needs that)
+        fence = config.fence
+        how = isolate(
+            Fence(
+                hidden=Path(fence.hidden),
+                kept=tuple(map(Path, fence.kept)),
+                blanked=tuple(map(Path, fence.blanked)),
+            )
+        )
+        log.info("node %s: %s hidden from its jobs (%s)", config.node, fence.hidden, how)
     return asyncio.run(_serve(config, ready_fd))
 
 
 async def _serve(config: LaunchConfig, ready_fd: int | None) -> int:
+    reaper = job_reaper()
+    reaper.enable()  # before any job: every process a job starts stays in our subtree
+    raise_descriptor_limit()
+    install_log_limits()  # a peer repeating one bad request must not fill the disk
     core = NodeCore(config)
     if config.runtime.generation or config.runtime != core.runtime:
         reply = await core.configure(config.runtime.model_dump())
@@ -77,12 +100,23 @@ async def _serve(config: LaunchConfig, ready_fd: int | None) -> int:
     try:
         server = await start_server(core, config.host, config.port)
     except OSError as exc:
-        log.error("node %s cannot listen on %s:%d: %s", config.node, config.host, config.port,
-                  exc.strerror or exc)
+        log.error(
+            "node %s cannot listen on %s:%d: %s",
+            config.node,
+            config.host,
+            config.port,
+            exc.strerror or exc,
+        )
         return 1
     port = next(iter(server.sockets)).getsockname()[1]
-    log.info("node %s of %s listening on %s:%d (pid %d)", config.node, config.topology,
-             config.host, port, os.getpid())
+    log.info(
+        "node %s of %s listening on %s:%d (pid %d)",
+        config.node,
+        config.topology,
+        config.host,
+        port,
+        os.getpid(),
+    )
     # Handlers first, readiness second: a stop signal sent the moment we report ready must
     # still take the graceful path.
     stop = asyncio.Event()
@@ -94,6 +128,7 @@ async def _serve(config: LaunchConfig, ready_fd: int | None) -> int:
     log.info("node %s stopping", config.node)
     server.server.close()  # stop accepting; open connections stay to carry the jobs' exits
     await core.close()
+    reaper.disable()
     server.close()
     await server.wait_closed()
     record_clean_stop(config.state_dir)

@@ -1,6 +1,6 @@
 """A share of a request forwarded over one link, seen from the hop that forwards it.
 
-:class:`Forward` is the link :class:`~codebolt_topo.node.link.Handler` for the ``exec`` this hop
+:class:`Forward` is the link :class:`~codebolt_topo.wire.link.Handler` for the ``exec`` this hop
 sent downstream. It maps downstream channels to channels it allocates on the upstream session
 (channels are hop-local), relays output frames with only the header rewritten, and turns a
 request-wide downstream error or a lost link into one ``error`` per target still open, so the
@@ -13,12 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from codebolt_topo.errors import TopoError
-from codebolt_topo.node.protocol import HEADER, RequestTracker, encode, error_message, rechannel
 from codebolt_topo.node.router import Router, check_forward
+from codebolt_topo.wire.codec import encode, error_message
+from codebolt_topo.wire.frames import HEADER, rechannel
+from codebolt_topo.wire.tracking import RequestTracker
 
 if TYPE_CHECKING:
-    from codebolt_topo.node.link import Link
     from codebolt_topo.node.session import InboundRequest, Session
+    from codebolt_topo.wire.link import Link
 
 __all__ = ["Forward", "ForwardedJob", "forward_request"]
 
@@ -43,19 +45,27 @@ class ForwardedJob:
         await self.forward.link.send(rechannel(frame, self.down_ch))
 
     async def notify(self, kind: str, data: Any) -> None:
-        await self.forward.link.send(encode({"t": "notify", "ch": self.down_ch, "kind": kind,
-                                             "data": data}))
+        await self.forward.link.send(
+            encode({"t": "notify", "ch": self.down_ch, "kind": kind, "data": data})
+        )
 
     async def ack(self, stdout: int, stderr: int) -> None:
-        await self.forward.link.send(encode({"t": "ack", "ch": self.down_ch, "stdout": stdout,
-                                             "stderr": stderr}))
+        await self.forward.link.send(
+            encode({"t": "ack", "ch": self.down_ch, "stdout": stdout, "stderr": stderr})
+        )
 
 
 class Forward:
     """Relays one downstream share of ``request`` back to ``session``."""
 
-    def __init__(self, session: Session, request: InboundRequest, link: Link, link_id: str,
-                 targets: list[str]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        request: InboundRequest,
+        link: Link,
+        link_id: str,
+        targets: list[str],
+    ) -> None:
         self.session = session
         self.request = request
         self.link = link
@@ -104,12 +114,16 @@ class Forward:
             await self.session.send(rechannel(frame, up))
 
     async def on_done(self) -> None:
-        await self._fail_open("internal", f"next hop {self.link.name!r} ended the request "
-                              "without a result for this target")
+        await self._fail_open(
+            "internal",
+            f"next hop {self.link.name!r} ended the request without a result for this target",
+        )
 
     async def on_lost(self, reason: str) -> None:
-        await self._fail_open("peer-lost", f"node {self.session.core.name!r} lost its link to "
-                              f"{self.link.name!r}: {reason}")
+        await self._fail_open(
+            "peer-lost",
+            f"node {self.session.core.name!r} lost its link to {self.link.name!r}: {reason}",
+        )
 
     async def _fail_open(self, code: str, message: str) -> None:
         hop = self.session.core.name
@@ -120,16 +134,20 @@ class Forward:
                 by_node[job.node] = (down_ch, up_ch)
         for target in self.tracker.open:
             down, up = by_node.get(target, (None, None))
-            await self._finish(down, error_message(self.request.id, target, hop, code, message,
-                                                   up), target)
+            await self._finish(
+                down, error_message(self.request.id, target, hop, code, message, up), target
+            )
 
 
-async def forward_request(session: Session, request: InboundRequest, msg: dict[str, Any],
-                          targets: list[str]) -> None:
+async def forward_request(
+    session: Session, request: InboundRequest, msg: dict[str, Any], targets: list[str]
+) -> None:
     """Send ``msg`` (an ``exec`` or ``attach``) on towards ``targets``, split by next hop.
 
     Each share keeps the request's original id in ``origin`` (the executing node's key) even
-    when this link renames it; a target whose next hops all fail ends ``unreachable``.
+    when this link renames it; a target whose next hops all fail ends ``unreachable``. An
+    ``exec`` leaves stamped on the next node's clock with the age it had here, so a request
+    ages across hops and a hop cannot make a stale frame fresh again.
     """
     core = session.core
     hops = msg.get("hops", core.runtime.hop_limit)
@@ -146,25 +164,46 @@ async def forward_request(session: Session, request: InboundRequest, msg: dict[s
         if hops_for:
             pending[target] = hops_for
         else:
-            await session.fail(request, target, core.name, "unreachable",
-                               f"node {core.name!r} has no route to {target!r}")
-    down = {**msg, "hops": hops - 1, "path": [*path, core.name],
-            "origin": msg.get("origin", msg["id"])}
+            await session.fail(
+                request,
+                target,
+                core.name,
+                "unreachable",
+                f"node {core.name!r} has no route to {target!r}",
+            )
+    down = {
+        **msg,
+        "hops": hops - 1,
+        "path": [*path, core.name],
+        "origin": msg.get("origin", msg["id"]),
+    }
     while pending:
         retry: dict[str, list[str]] = {}
         for hop, share in Router.split(pending).items():
             if request.cancelled or request.detached or session.closed:
                 for target in share:
-                    await session.fail(request, target, core.name, "cancelled",
-                                       "request cancelled before it was forwarded")
+                    await session.fail(
+                        request,
+                        target,
+                        core.name,
+                        "cancelled",
+                        "request cancelled before it was forwarded",
+                    )
                 continue
             forward: Forward | None = None
             try:
                 link = await router.link(hop)
                 forward = Forward(session, request, link, link.fresh_id(request.id), share)
                 request.forwards.append(forward)
-                await link.request({**down, "id": forward.link_id,
-                                    "target": share[0] if len(share) == 1 else share}, forward)
+                await link.request(
+                    {
+                        **down,
+                        "id": forward.link_id,
+                        "target": share[0] if len(share) == 1 else share,
+                    },
+                    forward,
+                    age=core.clock.age(msg.get("issued")),  # re-stamped for the next node
+                )
             except TopoError as exc:
                 if forward is not None:
                     request.forwards.remove(forward)
@@ -173,7 +212,12 @@ async def forward_request(session: Session, request: InboundRequest, msg: dict[s
                     if rest:
                         retry[target] = rest
                     else:
-                        await session.fail(request, target, core.name, "unreachable",
-                                           f"node {core.name!r} cannot reach next hop {hop!r} "
-                                           f"for target {target!r}: {exc}")
+                        await session.fail(
+                            request,
+                            target,
+                            core.name,
+                            "unreachable",
+                            f"node {core.name!r} cannot reach next hop {hop!r} "
+                            f"for target {target!r}: {exc}",
+                        )
         pending = retry

@@ -38,8 +38,10 @@ class ExecutionGateway:
     def claim(self, owner: str) -> None:
         """Take the gateway for ``owner``; claiming it again as the same owner is a no-op."""
         if self._claimant is not None and self._claimant != owner:
-            raise GatewayError(f"node {self.node!r}: ExecutionGateway is already claimed by "
-                               f"{self._claimant!r}; {owner!r} cannot claim it")
+            raise GatewayError(
+                f"node {self.node!r}: ExecutionGateway is already claimed by "
+                f"{self._claimant!r}; {owner!r} cannot claim it"
+            )
         self._claimant = owner
 
     def release(self, owner: str) -> None:
@@ -52,5 +54,7 @@ class ExecutionGateway:
         """Why a peer's request is refused now (None while the gateway is active)."""
         if self.active:
             return None
-        return (f"node {self.node!r} does not accept remote execution: no plugin claims its "
-                "ExecutionGateway (enable the remote-execution plugin)")
+        return (
+            f"node {self.node!r} does not accept remote execution: no plugin claims its "
+            "ExecutionGateway (enable the remote-execution plugin)"
+        )

@@ -58,8 +58,9 @@ class NodeHookSpecs:
         """
 
     @hookspec
-    def codebolt_node_settings(self, node: NodeContext, name: str,
-                               settings: dict[str, Any]) -> None:
+    def codebolt_node_settings(
+        self, node: NodeContext, name: str, settings: dict[str, Any]
+    ) -> None:
         """A ``configure`` push changed the settings of this already enabled plugin."""
 
     @hookspec
@@ -67,8 +68,9 @@ class NodeHookSpecs:
         """The plugin is being disabled: release every gateway it claimed. Called only on it."""
 
     @hookspec(firstresult=True)
-    def codebolt_node_admit(self, node: NodeContext, principal: str,
-                            request: dict[str, Any]) -> str | None:
+    def codebolt_node_admit(
+        self, node: NodeContext, principal: str, request: dict[str, Any]
+    ) -> str | None:
         """Return a reason to refuse an ``exec`` from a peer ``principal`` (first answer wins).
 
         Called after the gateway check, for peer principals only; None admits the request.
@@ -79,11 +81,13 @@ class NodeHookSpecs:
         """A job of ``request_id`` started locally as process ``pid``."""
 
     @hookspec
-    def codebolt_node_job_ended(self, node: NodeContext, request_id: str,
-                                exit: dict[str, Any]) -> None:
+    def codebolt_node_job_ended(
+        self, node: NodeContext, request_id: str, exit: dict[str, Any]
+    ) -> None:
         """A local job ended; ``exit`` is the ``exit`` message sent upstream."""
 
     @hookspec
-    def codebolt_node_notification(self, node: NodeContext, request_id: str, kind: str,
-                                   data: Any) -> None:
+    def codebolt_node_notification(
+        self, node: NodeContext, request_id: str, kind: str, data: Any
+    ) -> None:
         """A ``notify`` travelling down reached this node, which runs the job it names."""

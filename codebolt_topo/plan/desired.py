@@ -1,6 +1,6 @@
 """What each node should be, derived from a validated topology (pure).
 
-Two parts mirror :mod:`codebolt_topo.node.config`: the *launch* settings, which need a new process
+Two parts mirror :mod:`codebolt_topo.wire.config`: the *launch* settings, which need a new process
 (or container) to change, summarised by :attr:`DesiredNode.launch_hash`; and the *wiring*
 (peers, routes, inbound principals, plugins, capabilities), which a ``configure`` push changes on a
 running node. Lazy routing is decided here: remote-execution is enabled exactly on nodes that
@@ -17,7 +17,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codebolt_topo.model.topology import NodeSpec
+from codebolt_topo.model.limits import Limits
+from codebolt_topo.model.nodes import launch_settings
+from codebolt_topo.model.topology import DialMode, NodeSpec
 
 if TYPE_CHECKING:
     from codebolt_topo.plan.graph import TopologyGraph
@@ -47,10 +49,17 @@ class DesiredNode:
     """Destination -> next hops (a :class:`Lazy` table when built by :func:`desired_nodes`)."""
     plugins: dict[str, dict[str, Any]]
     upstream: Mapping[str, list[str]] = field(default_factory=dict)
-    """Upstream sets this node checks request owners against (node/principals.py)."""
+    """Upstream sets this node checks request owners against (node/security/principals.py)."""
     keepalive: tuple[float, float] = (30.0, 10.0)
     """WebSocket ping interval and pong timeout of the node's links: its heartbeat settings, so
     a peer notices a dead link as fast as the orchestrator notices a dead node."""
+    limits: Limits = field(default_factory=Limits)
+    """What one request, connection and the node may take (pushed with the wiring)."""
+    dials: Mapping[str, DialMode] = field(default_factory=dict)
+    """Peer -> the ``dial`` of the edge to it (absent: ``auto``); the engine resolves ``auto``
+    where it knows where both ends run (engine/dialing.py)."""
+    inbound_dials: Mapping[str, DialMode] = field(default_factory=dict)
+    """Inbound source -> the ``dial`` of the edge from it (absent: ``auto``)."""
     launch_settings: dict[str, Any] = field(init=False, repr=False, compare=False)
     launch_hash: str = field(init=False, repr=False, compare=False)
 
@@ -62,15 +71,14 @@ class DesiredNode:
             "port": self.spec.port,
             "env": dict(sorted(self.spec.env.items())),
             "workspace": str(self.workspace) if self.workspace else None,
-            **self.spec.container_settings(),
-            **self.spec.remote_settings(),
+            **launch_settings(self.spec),
         }
         object.__setattr__(self, "launch_settings", settings)
         object.__setattr__(self, "launch_hash", stable_hash(settings))
 
     @property
     def wiring(self) -> dict[str, Any]:
-        return {
+        wiring = {
             "peers": list(self.peers),
             "inbound": list(self.inbound),
             "routes": dict(self.routes),
@@ -78,6 +86,12 @@ class DesiredNode:
             "capabilities": sorted(self.spec.capabilities),
             "upstream": dict(self.upstream),
         }
+        # Only where the file says: states recorded before ``dial`` existed compare equal.
+        if self.dials:
+            wiring["dials"] = dict(self.dials)
+        if self.inbound_dials:
+            wiring["inbound_dials"] = dict(self.inbound_dials)
+        return wiring
 
     @property
     def gateway_active(self) -> bool:
@@ -171,6 +185,12 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
     are :class:`Lazy`: computed for the nodes that need them, when they need them)."""
     graph = validated.graph
     receivers = set(graph.receivers())
+    dials: dict[str, dict[str, DialMode]] = {}
+    inbound_dials: dict[str, dict[str, DialMode]] = {}
+    for edge in validated.edges:
+        if edge.dial != "auto":
+            dials.setdefault(edge.source, {})[edge.target] = edge.dial
+            inbound_dials.setdefault(edge.target, {})[edge.source] = edge.dial
     base = validated.path.resolve().parent
     upstream = _Upstream(graph)
     result: dict[str, DesiredNode] = {}
@@ -187,5 +207,8 @@ def desired_nodes(validated: ValidatedTopology) -> dict[str, DesiredNode]:
             plugins=_plugins(spec, name in receivers),
             upstream=Lazy(partial(upstream.table, name)),
             keepalive=(beat.interval, beat.timeout),
+            limits=spec.limits or validated.topology.limits,
+            dials=dials.get(name, {}),
+            inbound_dials=inbound_dials.get(name, {}),
         )
     return result

@@ -34,10 +34,12 @@ def check_requirements(validated: ValidatedTopology, offers_for: Callable[[str],
             family = need.split(":")[0]
             reason = reasons.get(family, f"provider {spec.provider!r} does not offer it")
             hint = HINTS.get(family, "declare it in capabilities if the machine has it")
-            issues.append(ValidationIssue(
-                location=validated.source_map.locate(("nodes", name, "requires", index)),
-                field=f"nodes.{name}.requires[{index}]",
-                message=f"node {name!r} requires {need!r} but {reason}; hint: {hint}",
-            ))
+            issues.append(
+                ValidationIssue(
+                    location=validated.source_map.locate(("nodes", name, "requires", index)),
+                    field=f"nodes.{name}.requires[{index}]",
+                    message=f"node {name!r} requires {need!r} but {reason}; hint: {hint}",
+                )
+            )
     if issues:
         raise TopologyError(issues)

@@ -42,8 +42,12 @@ class TopologyGraph:
         pred: dict[str, list[str]] = {name: [] for name in self.order}
         for edge in edges:
             pair = (edge.source, edge.target)
-            if edge.source in self.order and edge.target in self.order \
-                    and edge.source != edge.target and pair not in self._fields:
+            if (
+                edge.source in self.order
+                and edge.target in self.order
+                and edge.source != edge.target
+                and pair not in self._fields
+            ):
                 self._fields[pair] = edge.field
                 succ[edge.source].append(edge.target)
                 pred[edge.target].append(edge.source)
@@ -228,8 +232,11 @@ class TopologyGraph:
             table = routes[node]
             for dest, closer in table.items():
                 table[dest] = closer + sorted(
-                    (hop for hop in self._succ[node]
-                     if hop not in closer and dest in around.get(hop, {})),
+                    (
+                        hop
+                        for hop in self._succ[node]
+                        if hop not in closer and dest in around.get(hop, {})
+                    ),
                     key=lambda hop: (around[hop][dest], self.order[hop]),
                 )
         return routes
@@ -238,8 +245,9 @@ class TopologyGraph:
         import networkx as nx
 
         view = nx.restricted_view(self.graph, [node], [])
-        return {hop: dict(nx.single_source_shortest_path_length(view, hop))
-                for hop in self._succ[node]}
+        return {
+            hop: dict(nx.single_source_shortest_path_length(view, hop)) for hop in self._succ[node]
+        }
 
     def to_mermaid(self) -> str:
         """A Mermaid flowchart; a pair of opposite edges is drawn once, with two arrowheads."""
@@ -280,8 +288,7 @@ class TopologyGraph:
             children = self.successors(node)
             for index, child in enumerate(children):
                 last = index == len(children) - 1
-                draw(child, prefix + below, "`-- " if last else "|-- ",
-                     "    " if last else "|   ")
+                draw(child, prefix + below, "`-- " if last else "|-- ", "    " if last else "|   ")
 
         for root in self._roots_for_drawing():
             if root not in drawn:

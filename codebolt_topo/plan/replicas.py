@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from codebolt_topo.errors import ValidationIssue
 from codebolt_topo.model.loader import LoadedTopology
+from codebolt_topo.plan.provider_checks import shares_host_ports, topology_rules
 from codebolt_topo.plan.shapes import Edge
 
 __all__ = ["expand_replicas", "replica_names"]
@@ -31,19 +32,32 @@ def expand_replicas(
     issues = []
     names: dict[str, list[str]] = {}
     nodes = {}
+    rules = topology_rules(loaded)
     for name, spec in topology.nodes.items():
         names[name] = replica_names(name, spec.count)
-        if spec.count and spec.count > 1 and spec.port is not None and spec.provider == "local":
-            issues.append(ValidationIssue(
-                loaded.source_map.locate(("nodes", name, "port")), f"nodes.{name}.port",
-                f"{spec.count} replicas of {name!r} on this machine cannot share port {spec.port}",
-            ))
+        if (
+            spec.count
+            and spec.count > 1
+            and spec.port is not None
+            and shares_host_ports(spec, rules)
+        ):
+            issues.append(
+                ValidationIssue(
+                    loaded.source_map.locate(("nodes", name, "port")),
+                    f"nodes.{name}.port",
+                    f"{spec.count} replicas of {name!r} on this machine cannot share port "
+                    f"{spec.port}",
+                )
+            )
         for replica in names[name]:
             if replica != name and replica in topology.nodes:
-                issues.append(ValidationIssue(
-                    loaded.source_map.locate(("nodes", name, "count")), f"nodes.{name}.count",
-                    f"replica {replica!r} of {name!r} clashes with a declared node",
-                ))
+                issues.append(
+                    ValidationIssue(
+                        loaded.source_map.locate(("nodes", name, "count")),
+                        f"nodes.{name}.count",
+                        f"replica {replica!r} of {name!r} clashes with a declared node",
+                    )
+                )
             nodes[replica] = spec.model_copy(update={"count": None})
     expanded_edges: list[Edge] = []
     seen = set()

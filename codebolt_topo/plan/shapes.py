@@ -15,6 +15,7 @@ from typing import Any
 
 from codebolt_topo.model.source import FieldPath, format_path
 from codebolt_topo.model.topology import (
+    DialMode,
     EdgeSpec,
     FanOutShape,
     HubShape,
@@ -25,7 +26,7 @@ from codebolt_topo.model.topology import (
     TreeShape,
 )
 
-__all__ = ["Edge", "Mention", "expand_edges", "node_mentions", "parse_shorthand"]
+__all__ = ["Edge", "Mention", "dial_conflicts", "expand_edges", "node_mentions", "parse_shorthand"]
 
 _ARROW = re.compile(r"\s*(<->|->)\s*")
 
@@ -35,13 +36,15 @@ class Edge:
     """``source`` may send work to ``target``; ``field`` is the edges item that said so.
 
     ``sync`` is the narrative sync an explicit ``{from, to, sync}`` item declared; shorthand and
-    shape edges carry ``none``.
+    shape edges carry ``none``. ``dial`` is which end opens the edge's connection (``auto``
+    unless an explicit item said; the engine resolves ``auto`` where it knows both ends).
     """
 
     source: str
     target: str
     field: str
     sync: SyncMode = "none"
+    dial: DialMode = "auto"
 
     def __str__(self) -> str:
         return f"{self.source} -> {self.target}"
@@ -72,16 +75,43 @@ def expand_edges(topology: Topology) -> list[Edge]:
     """Every directed edge, in the order written; repeats keep the field of their first origin.
 
     A repeat still adds its ``sync``: ``a -> b`` then ``{from: a, to: b, sync: push}`` syncs, and
-    ``push`` plus ``pull`` on one edge is ``both``.
+    ``push`` plus ``pull`` on one edge is ``both``. A repeat's explicit ``dial`` replaces
+    ``auto`` (two explicit ones that differ are a validate error: :func:`dial_conflicts`).
     """
     seen: dict[tuple[str, str], Edge] = {}
     for index, item in enumerate(topology.edges):
         sync: SyncMode = item.sync if isinstance(item, EdgeSpec) else "none"
+        dial: DialMode = item.dial if isinstance(item, EdgeSpec) else "auto"
         for source, target, field in _expand_item(item, ("edges", index)):
-            edge = seen.setdefault((source, target), Edge(source, target, format_path(field), sync))
+            edge = seen.setdefault(
+                (source, target), Edge(source, target, format_path(field), sync, dial)
+            )
             if edge.sync != sync:
-                seen[(source, target)] = replace(edge, sync=_merge_sync(edge.sync, sync))
+                edge = seen[(source, target)] = replace(edge, sync=_merge_sync(edge.sync, sync))
+            if edge.dial == "auto" and dial != "auto":
+                seen[(source, target)] = replace(edge, dial=dial)
     return list(seen.values())
+
+
+def dial_conflicts(topology: Topology) -> list[tuple[str, str]]:
+    """(field of the ``dial`` setting, message) for each explicit edge item whose ``dial``
+    contradicts an earlier explicit item of the same edge."""
+    first: dict[tuple[str, str], tuple[DialMode, int]] = {}
+    conflicts: list[tuple[str, str]] = []
+    for index, item in enumerate(topology.edges):
+        if not isinstance(item, EdgeSpec) or item.dial == "auto":
+            continue
+        pair = (item.from_, item.to)
+        earlier = first.setdefault(pair, (item.dial, index))
+        if earlier[0] != item.dial:
+            conflicts.append(
+                (
+                    format_path(("edges", index, "dial")),
+                    f"edge {item.from_} -> {item.to} says dial: {item.dial}, but "
+                    f"edges[{earlier[1]}] says dial: {earlier[0]}; hint: keep one",
+                )
+            )
+    return conflicts
 
 
 def _merge_sync(first: SyncMode, second: SyncMode) -> SyncMode:
@@ -101,8 +131,10 @@ def node_mentions(topology: Topology) -> list[Mention]:
             names = _ARROW.split(item.strip())[::2]
             mentions += [Mention(name, format_path(base)) for name in names]
         elif isinstance(item, EdgeSpec):
-            mentions += [Mention(item.from_, format_path((*base, "from"))),
-                         Mention(item.to, format_path((*base, "to")))]
+            mentions += [
+                Mention(item.from_, format_path((*base, "from"))),
+                Mention(item.to, format_path((*base, "to"))),
+            ]
         elif isinstance(item, LinearShape | MeshShape):
             key = "linear" if isinstance(item, LinearShape) else "mesh"
             names = item.linear if isinstance(item, LinearShape) else item.mesh
@@ -110,16 +142,20 @@ def node_mentions(topology: Topology) -> list[Mention]:
         elif isinstance(item, FanOutShape):
             spec = item.fan_out
             mentions.append(Mention(spec.root, format_path((*base, "fan-out", "root"))))
-            mentions += [Mention(n, format_path((*base, "fan-out", "leaves", i)))
-                         for i, n in enumerate(spec.leaves)]
+            mentions += [
+                Mention(n, format_path((*base, "fan-out", "leaves", i)))
+                for i, n in enumerate(spec.leaves)
+            ]
         elif isinstance(item, TreeShape):
             mentions += _tree_mentions(item.tree, (*base, "tree"))
         elif isinstance(item, HubShape):
             hub = item.hub
             mentions.append(Mention(hub.hub, format_path((*base, "hub", "hub"))))
             for side in ("inbound", "outbound"):
-                mentions += [Mention(n, format_path((*base, "hub", side, i)))
-                             for i, n in enumerate(getattr(hub, side))]
+                mentions += [
+                    Mention(n, format_path((*base, "hub", side, i)))
+                    for i, n in enumerate(getattr(hub, side))
+                ]
     return mentions
 
 
@@ -171,6 +207,7 @@ def _tree_mentions(level: dict[str, Any], path: FieldPath) -> list[Mention]:
         if isinstance(children, dict):
             mentions += _tree_mentions(children, (*path, name))
         elif isinstance(children, list):
-            mentions += [Mention(child, format_path((*path, name, i)))
-                         for i, child in enumerate(children)]
+            mentions += [
+                Mention(child, format_path((*path, name, i))) for i, child in enumerate(children)
+            ]
     return mentions

@@ -2,8 +2,10 @@
 
 The loader proves each part of the file well formed; only the graph can tell that an edge names
 a node that does not exist, that two local nodes want the same port, or that a topology declared
-a tree but drew a diamond. Each problem becomes a located issue, and all of a file's issues are
-raised together, sorted by line, so one run shows everything to fix.
+a tree but drew a diamond. What only a provider knows (which edges its nodes can use, what it
+refuses) is asked of each installed provider (:mod:`codebolt_topo.plan.provider_checks`). Each
+problem becomes a located issue, and all of a file's issues are raised together, sorted by
+line, so one run shows everything to fix.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from codebolt_topo.model.issues import did_you_mean
 from codebolt_topo.model.loader import LoadedTopology, SchemaError, load_topology
 from codebolt_topo.model.source import SourceMap
 from codebolt_topo.model.topology import ShapeKind, Topology
-from codebolt_topo.netaddr import is_loopback
+from codebolt_topo.plan.desired import REMOTE_EXECUTION
 from codebolt_topo.plan.graph import TopologyGraph
+from codebolt_topo.plan.provider_checks import provider_issues
 from codebolt_topo.plan.replicas import expand_replicas
-from codebolt_topo.plan.shapes import Edge, expand_edges, node_mentions
+from codebolt_topo.plan.shapes import Edge, dial_conflicts, expand_edges, node_mentions
 
 __all__ = ["ValidatedTopology", "check_graph", "name_issues", "shape_problem", "validate_file"]
 
@@ -52,8 +55,9 @@ class ValidatedTopology:
         return self.loaded.source_map
 
 
-def validate_file(path: Path, text: str | None = None, *,
-                  providers: list[str] | None = None) -> ValidatedTopology:
+def validate_file(
+    path: Path, text: str | None = None, *, providers: list[str] | None = None
+) -> ValidatedTopology:
     """Load, expand and check ``path``; raise one :class:`TopologyError` with every issue."""
     try:
         loaded = load_topology(path, text, providers=providers)
@@ -73,8 +77,9 @@ def validate_file(path: Path, text: str | None = None, *,
     return ValidatedTopology(loaded, graph, tuple(edges))
 
 
-def check_graph(loaded: LoadedTopology, edges: list[Edge],
-                graph: TopologyGraph) -> list[ValidationIssue]:
+def check_graph(
+    loaded: LoadedTopology, edges: list[Edge], graph: TopologyGraph
+) -> list[ValidationIssue]:
     """Every graph-level issue, sorted by position in the file."""
     topology, sources = loaded.topology, loaded.source_map
     names = list(topology.nodes)
@@ -91,19 +96,25 @@ def check_graph(loaded: LoadedTopology, edges: list[Edge],
     for edge in edges:
         if edge.source == edge.target and edge.source in topology.nodes:
             add(edge.field, f"edge {edge} sends work to itself")
+        elif _refuses_work(topology, edge.target):
+            add(edge.field, _refused_edge(edge))
+    for field, message in dial_conflicts(topology):
+        add(field, message)
     if topology.entry is not None and topology.entry not in topology.nodes:
         unknown = True
         add("entry", _unknown_node(topology.entry, names))
-    issues += _port_clashes(loaded)
-    issues += _container_reach(loaded, edges)
+    issues += provider_issues(loaded, edges)
     # Dropped edges would make reachability and shape complaints misleading: fix names first.
     if not unknown:
         if topology.entry is not None:
             reached = {topology.entry, *graph.reachable_from(topology.entry)}
             for name in names:
                 if name not in reached:
-                    add(f"nodes.{name}", f"node {name!r} is unreachable from entry "
-                        f"{topology.entry!r}", key=True)
+                    add(
+                        f"nodes.{name}",
+                        f"node {name!r} is unreachable from entry {topology.entry!r}",
+                        key=True,
+                    )
         if topology.shape is not None:
             problem = shape_problem(graph, topology.shape)
             if problem:
@@ -129,7 +140,7 @@ def name_issues(data: dict[str, Any], sources: SourceMap) -> list[ValidationIssu
         issues.append(ValidationIssue(sources.locate(field, key=key), field, message))
 
     def original(field: str) -> str:  # edges[j] of the partial topology is edges[kept[j]]
-        index, rest = field[len("edges["):].split("]", 1)
+        index, rest = field[len("edges[") :].split("]", 1)
         return f"edges[{kept[int(index)]}]{rest}"
 
     for mention in node_mentions(partial) if partial else ():
@@ -150,11 +161,14 @@ def _well_formed_edges(items: list[Any]) -> tuple[list[int], Topology | None]:
     for _ in range(2):  # the items refused the first time are left out the second
         try:
             partial = Topology.model_validate(
-                {"name": "partial", "nodes": {"n": {}}, "edges": [items[i] for i in kept]})
+                {"name": "partial", "nodes": {"n": {}}, "edges": [items[i] for i in kept]}
+            )
         except ValidationError as exc:
-            bad = {kept[e["loc"][1]] for e in exc.errors()
-                   if e["loc"][:1] == ("edges",) and len(e["loc"]) > 1
-                   and isinstance(e["loc"][1], int)}
+            bad = {
+                kept[e["loc"][1]]
+                for e in exc.errors()
+                if e["loc"][:1] == ("edges",) and len(e["loc"]) > 1 and isinstance(e["loc"][1], int)
+            }
             kept = [i for i in kept if i not in bad]
             continue
         return kept, partial
@@ -165,61 +179,24 @@ def _position(issue: ValidationIssue) -> tuple[int, int]:
     return issue.location.line or 0, issue.location.column or 0
 
 
+def _refuses_work(topology: Topology, name: str) -> bool:
+    """Whether node ``name`` switched off the plugin that runs work sent by peers."""
+    spec = topology.nodes.get(name)
+    return spec is not None and spec.plugins.get(REMOTE_EXECUTION) is False
+
+
+def _refused_edge(edge: Edge) -> str:
+    # The edge would plan as "sends work to" and fail every exec with gateway-inactive.
+    return (
+        f"edge {edge} sends work to node {edge.target!r}, which refuses work from peers "
+        f"(plugins: {{{REMOTE_EXECUTION}: false}}); hint: drop the edge, or remove "
+        f"{REMOTE_EXECUTION}: false from {edge.target!r} so it accepts the work"
+    )
+
+
 def _unknown_node(name: str, names: list[str]) -> str:
     hint = did_you_mean(name, names) or f" (declared nodes: {', '.join(names)})"
     return f"unknown node {name!r}{hint}"
-
-
-def _port_clashes(loaded: LoadedTopology) -> list[ValidationIssue]:
-    """Local nodes all run on this machine, so equal ports clash whatever ``host`` says.
-
-    Other providers place nodes on machines of their own; their ports cannot clash here.
-    """
-    first: dict[int, str] = {}
-    issues = []
-    for name, spec in loaded.topology.nodes.items():
-        if spec.provider != "local" or spec.port is None:
-            continue
-        if spec.port in first:
-            field = f"nodes.{name}.port"
-            issues.append(ValidationIssue(
-                loaded.source_map.locate(field), field,
-                f"port {spec.port} is already used by node {first[spec.port]!r} "
-                "(local nodes share one machine)",
-            ))
-        else:
-            first[spec.port] = name
-    return issues
-
-
-def _container_reach(loaded: LoadedTopology, edges: list[Edge]) -> list[ValidationIssue]:
-    """Edges from a container to a node on this machine that the container cannot reach.
-
-    A container reaches this machine through the Docker host gateway, so a local node bound to
-    loopback (the default) is out of its reach; a sandbox reaches nothing off its network.
-    Caught here, with the line, rather than as a refused connection at the first ``exec``.
-    """
-    nodes = loaded.topology.nodes
-    issues = []
-    for edge in edges:
-        source, target = nodes.get(edge.source), nodes.get(edge.target)
-        if source is None or target is None or source.provider != "docker":
-            continue
-        if target.provider != "local":
-            continue
-        if source.sandbox:
-            message = (f"edge {edge}: sandbox node {edge.source!r} cannot send work to a node "
-                       "on this machine (its network reaches only the topology's containers); "
-                       "reverse the edge or make the target a docker node")
-            issues.append(ValidationIssue(loaded.source_map.locate(edge.field), edge.field,
-                                          message))
-        elif is_loopback(target.host):
-            field = f"nodes.{edge.target}.host"
-            message = (f"node {edge.target!r} listens on {target.host}, which docker node "
-                       f"{edge.source!r} cannot reach (edge {edge}); set host: 0.0.0.0 "
-                       "(every connection still needs a token) or the Docker bridge's address")
-            issues.append(ValidationIssue(loaded.source_map.locate(field), field, message))
-    return issues
 
 
 def shape_problem(graph: TopologyGraph, shape: ShapeKind) -> str | None:
@@ -257,19 +234,23 @@ def _linear(graph: TopologyGraph) -> str | None:
     if not heads:
         return _cycle(graph)
     if len(heads) > 1:
-        return f"the nodes form {_count(len(heads), 'separate chain')} (starting at " \
-            f"{_names(heads)})"
+        return (
+            f"the nodes form {_count(len(heads), 'separate chain')} (starting at {_names(heads)})"
+        )
     chain = [heads[0], *graph.reachable_from(heads[0])]
     missing = [node for node in graph.nodes if node not in chain]
-    return f"node {missing[0]!r} is not on the chain that starts at {heads[0]!r}" \
-        if missing else None
+    return (
+        f"node {missing[0]!r} is not on the chain that starts at {heads[0]!r}" if missing else None
+    )
 
 
 def _fan_out(graph: TopologyGraph) -> str | None:
     senders = [node for node in graph.nodes if graph.successors(node)]
     if len(senders) > 1:
-        return f"{_count(len(senders), 'node')} send work ({_names(senders)}); in a fan-out " \
+        return (
+            f"{_count(len(senders), 'node')} send work ({_names(senders)}); in a fan-out "
             "only the root does"
+        )
     root = senders[0]
     missing = [n for n in graph.nodes if n != root and n not in graph.successors(root)]
     return f"root {root!r} has no edge to {_names(missing)}" if missing else None
@@ -305,16 +286,19 @@ def _hub(graph: TopologyGraph) -> str | None:
         apart = next(((a, b) for a in edges for b in edges if not set(a) & set(b)), None)
         if apart is None:
             return "no node is on every edge"
-        return f"no node is on every edge ({apart[0][0]} -> {apart[0][1]} and " \
+        return (
+            f"no node is on every edge ({apart[0][0]} -> {apart[0][1]} and "
             f"{apart[1][0]} -> {apart[1][1]} share no node)"
+        )
     problems = []
     for hub in candidates:
         ins, outs = graph.predecessors(hub), graph.successors(hub)
         both = [node for node in ins if node in outs]
         alone = [node for node in graph.nodes if node != hub and node not in ins + outs]
         if both:
-            problems.append(f"node {both[0]!r} both sends work to and receives work from hub "
-                            f"{hub!r}")
+            problems.append(
+                f"node {both[0]!r} both sends work to and receives work from hub {hub!r}"
+            )
         elif alone:
             problems.append(f"node {alone[0]!r} is not connected to hub {hub!r}")
         else:

@@ -9,7 +9,7 @@ instance to :class:`~codebolt_topo.engine.runner.Engine` (``providers=``) to use
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, TypedDict
 
 from codebolt_topo.providers.base import (
     Category,
@@ -20,10 +20,16 @@ from codebolt_topo.providers.base import (
     Provider,
 )
 
-__all__ = ["MemoryProvider"]
+__all__ = ["MemoryHandle", "MemoryProvider"]
 
 
-class MemoryProvider(Provider):
+class MemoryHandle(TypedDict):
+    """A memory node's number."""
+
+    id: int
+
+
+class MemoryProvider(Provider[MemoryHandle]):
     """Creates nothing; remembers what it was asked to create; can be told a node died."""
 
     name = "memory"
@@ -36,23 +42,24 @@ class MemoryProvider(Provider):
         self._ids = itertools.count(1)
         self._ports = itertools.count(20000)
 
-    async def create(self, launch: NodeLaunch) -> Placement:
+    async def create(self, launch: NodeLaunch) -> Placement[MemoryHandle]:
         handle_id = next(self._ids)
         self.alive[handle_id] = launch.name
         return Placement(handle={"id": handle_id}, host="127.0.0.1", port=next(self._ports))
 
-    async def inspect(self, handle: dict[str, Any]) -> Observation:
+    async def inspect(self, handle: MemoryHandle) -> Observation:
         if handle.get("id") in self.alive:
             return Observation(alive=True)
         if handle.get("id") in self.stopped:
-            return Observation(alive=False, reason=f"memory node {handle.get('id')} stopped",
-                               clean_exit=True)
-        return Observation(alive=False, reason=f"memory node {handle.get('id')} is gone")
+            return Observation(
+                alive=False, reason=f"memory node {handle.get('id')} stopped", clean_exit=True
+            )
+        return Observation(alive=False, reason=f"memory node {handle.get('id')} is gone", gone=True)
 
-    async def destroy(self, handle: dict[str, Any], *, grace: float = 5.0) -> None:
+    async def destroy(self, handle: MemoryHandle, *, grace: float = 5.0) -> None:
         self.alive.pop(handle.get("id", -1), None)
 
-    async def discover(self) -> list[Discovered]:
+    async def discover(self) -> list[Discovered[MemoryHandle]]:
         return [Discovered(node=name, handle={"id": i}) for i, name in self.alive.items()]
 
     def kill(self, node: str) -> None:

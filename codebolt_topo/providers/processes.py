@@ -29,13 +29,16 @@ import sys
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from codebolt_topo.errors import ProviderError
+from codebolt_topo.proctree import claim_child, read_stat
+from codebolt_topo.readiness import READY_FD, report_ready
 
 __all__ = [
     "READY_FD",
     "Marked",
+    "ProcessHandle",
     "Spawned",
     "helper_main",
     "is_ours",
@@ -49,8 +52,13 @@ __all__ = [
     "write_private",
 ]
 
-#: The descriptor on which a spawned child reports readiness (one line, then it closes it).
-READY_FD = 3
+
+class ProcessHandle(TypedDict):
+    """How a detached process is recognised later: its pid and start time (clock ticks since
+    boot; None when it was already gone), so a recycled pid is never taken for it."""
+
+    pid: int
+    start_time: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +70,7 @@ class Spawned:
     ready: bytes
 
     @property
-    def handle(self) -> dict[str, Any]:
+    def handle(self) -> ProcessHandle:
         return {"pid": self.pid, "start_time": self.start_time}
 
 
@@ -78,15 +86,8 @@ class Marked:
 
 def proc_start_time(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot, or None if it is gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
+    stat = read_stat(pid)
+    return None if stat is None or stat.zombie else stat.start
 
 
 def reap(pid: int) -> None:
@@ -121,8 +122,20 @@ def log_tail(log: Path, lines: int = 8) -> str:
     return f"; {log.stem} log:\n  " + "\n  ".join(text[-lines:])
 
 
-async def spawn_detached(argv: list[str], env: Mapping[str, str], log: Path, *, what: str,
-                         timeout: float) -> Spawned:
+Forker = Callable[[int, int], int | None]
+"""Starts the child another way, given its log and ready-pipe descriptors: its pid, or None to
+start it with ``posix_spawn`` after all (the local provider's zygote, ``local/zygote.py``)."""
+
+
+async def spawn_detached(
+    argv: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    what: str,
+    timeout: float,
+    forker: Forker | None = None,
+) -> Spawned:
     """Start ``argv`` detached and wait for its ready line on fd 3.
 
     Raises :class:`ProviderError` ending with the tail of ``log`` when the child exits before it
@@ -132,7 +145,8 @@ async def spawn_detached(argv: list[str], env: Mapping[str, str], log: Path, *, 
     read_fd, write_fd = os.pipe()
     log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        pid = os.posix_spawn(  # noqa: ASYNC221 - returns as soon as the child exists
+        forked = None if forker is None else await asyncio.to_thread(forker, log_fd, write_fd)
+        pid = forked or os.posix_spawn(  # noqa: ASYNC221 - returns as soon as the child exists
             argv[0],
             argv,
             dict(env),
@@ -151,6 +165,7 @@ async def spawn_detached(argv: list[str], env: Mapping[str, str], log: Path, *, 
         os.close(write_fd)
         os.close(log_fd)
     start_time = proc_start_time(pid)
+    claim_child(pid)  # ours to collect, not a job's orphan (when a node daemon starts it)
     try:
         ready = await asyncio.wait_for(asyncio.to_thread(_read_all, read_fd), timeout)
     except TimeoutError:
@@ -164,17 +179,14 @@ async def spawn_detached(argv: list[str], env: Mapping[str, str], log: Path, *, 
     return Spawned(pid=pid, start_time=start_time, ready=ready)
 
 
-def report_ready(ready_fd: int | None, port: int) -> None:
-    """Tell the spawner (:func:`spawn_detached`) that this process listens on ``port``: one
-    ``{"port", "pid"}`` line on ``ready_fd``, which is then closed."""
-    if ready_fd is not None:
-        with os.fdopen(ready_fd, "w") as ready:
-            ready.write(json.dumps({"port": port, "pid": os.getpid()}) + "\n")
-
-
-def helper_main(argv: list[str] | None, *, module: str, description: str,
-                serve: Callable[[dict[str, Any], int | None], Coroutine[Any, Any, int]],
-                quiet: tuple[str, ...] = ()) -> int:
+def helper_main(
+    argv: list[str] | None,
+    *,
+    module: str,
+    description: str,
+    serve: Callable[[dict[str, Any], int | None], Coroutine[Any, Any, int]],
+    quiet: tuple[str, ...] = (),
+) -> int:
     """The entry point of a helper process (``python -m MODULE --config PATH --ready-fd N``):
     log to stderr (the spawner's log file), quieten the ``quiet`` loggers, then run
     ``serve(config, ready_fd)`` and return its exit status."""
@@ -182,8 +194,11 @@ def helper_main(argv: list[str] | None, *, module: str, description: str,
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--ready-fd", type=int, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for name in quiet:
         logging.getLogger(name).setLevel(logging.WARNING)
     config = json.loads(args.config.read_text())
@@ -211,8 +226,9 @@ async def stop_group(handle: Mapping[str, Any], *, grace: float) -> None:
     reap(pid)
 
 
-def scan_marked(markers: Mapping[str, str],
-                cmdline_has: Callable[[list[bytes]], bool]) -> list[Marked]:
+def scan_marked(
+    markers: Mapping[str, str], cmdline_has: Callable[[list[bytes]], bool]
+) -> list[Marked]:
     """Processes of this user whose environment carries every ``markers`` entry and whose
     command line passes ``cmdline_has`` (children inherit markers; the test tells them apart)."""
     wanted = {f"{key}={value}".encode() for key, value in markers.items()}
@@ -233,9 +249,7 @@ def scan_marked(markers: Mapping[str, str],
         start_time = proc_start_time(pid)
         if start_time is None:
             continue
-        environ = dict(
-            item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item
-        )
+        environ = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
         found.append(Marked(pid=pid, start_time=start_time, cmdline=cmdline, environ=environ))
     return found
 

@@ -2,18 +2,24 @@
 
 Built-in providers are declared in this project's own ``pyproject.toml`` under the
 ``codebolt_topo.providers`` entry-point group, exactly like third-party ones, so there is one
-registration path. Listing names never imports a provider module (and so never imports docker,
-e2b or asyncssh).
+registration path (:mod:`codebolt_topo.model.discovery`, which the loader uses too). An entry
+point names a provider's rules; :func:`load_provider` asks them for the provider class. Listing
+names never imports a provider module, and loading rules never imports docker, e2b or asyncssh.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from codebolt_topo.errors import ConfigError
+from codebolt_topo.model.discovery import (
+    ENTRY_POINT_GROUP,
+    entry_points_by_name,
+    provider_names,
+    refresh,
+)
+from codebolt_topo.providers.rules import ProviderRules
 
 if TYPE_CHECKING:
     from codebolt_topo.providers.base import Provider
@@ -24,19 +30,8 @@ __all__ = [
     "describe_providers",
     "load_provider",
     "provider_names",
+    "refresh",
 ]
-
-ENTRY_POINT_GROUP = "codebolt_topo.providers"
-
-
-@cache
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def provider_names() -> list[str]:
-    """Names of every installed provider, sorted."""
-    return sorted(_entry_points())
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +47,10 @@ def describe_providers() -> list[ProviderInfo]:
     but not the SDKs they use: those are imported when a node is placed)."""
     rows = []
     for name in provider_names():
-        entry_point = _entry_points()[name]
+        entry_point = entry_points_by_name()[name]
         try:
             provider = load_provider(name)
-        except ImportError as error:
+        except (ImportError, ConfigError) as error:
             rows.append(ProviderInfo(name, "unavailable", (), f"{entry_point.value} ({error})"))
             continue
         offered, _ = provider.base_offers()
@@ -68,9 +63,17 @@ def describe_providers() -> list[ProviderInfo]:
 def load_provider(name: str) -> type[Provider]:
     """Import and return the provider class registered under ``name``."""
     try:
-        entry_point = _entry_points()[name]
+        entry_point = entry_points_by_name()[name]
     except KeyError:
         known = ", ".join(provider_names()) or "none"
         raise ConfigError(f"unknown provider {name!r} (installed: {known})") from None
-    provider_class: type[Provider] = entry_point.load()
-    return provider_class
+    rules = entry_point.load()
+    if not (isinstance(rules, type) and issubclass(rules, ProviderRules)):
+        raise ConfigError(
+            f"provider {name!r}: entry point {entry_point.value} names neither "
+            "provider rules nor a provider class"
+        )
+    problem = rules.unavailable()
+    if problem is not None:
+        raise ConfigError(problem)  # not an ImportError deep inside apply
+    return rules.provider_class()

@@ -69,9 +69,20 @@ def _build(target: Path, pip_args: list[str], what: str) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-             "--wheel-dir", str(scratch), *pip_args],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--wheel-dir",
+                str(scratch),
+                *pip_args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             tail = "\n  ".join(result.stderr.strip().splitlines()[-8:])

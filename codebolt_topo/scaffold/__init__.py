@@ -1,8 +1,12 @@
 """``codebolt init``: a working topology.yaml for each seed shape, ready to apply.
 
 The files are written from the examples' own shapes so a new user starts from something that
-runs as is: ``codebolt init --shape tree && codebolt apply --auto-approve``. The JSON schema goes
-into ``.codebolt/`` beside it, and the file's first line points editors at it.
+runs as is: ``codebolt init --shape tree && codebolt apply --auto-approve``.
+
+Beside it go the files a clone must keep, and none it must not: ``topology.schema.json`` (the
+file's first line points editors at it; it is committed with the topology, so a clone completes
+and validates too), and a ``.gitignore`` entry for ``.codebolt/``, where the state with every
+node's admin token will live (added to an existing ``.gitignore``, never replacing it).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from pathlib import Path
 
 from codebolt_topo.errors import ConfigError
 
-__all__ = ["SHAPES", "scaffold"]
+__all__ = ["IGNORED", "SCHEMA_FILE", "SHAPES", "ignore_state_dir", "scaffold"]
 
-_HEADER = "# yaml-language-server: $schema=.codebolt/topology.schema.json\n"
+SCHEMA_FILE = "topology.schema.json"
+IGNORED = ".codebolt/"
+_HEADER = f"# yaml-language-server: $schema={SCHEMA_FILE}\n"
 
 SHAPES: dict[str, tuple[str, str, str]] = {
     # shape: (what it shows, nodes, edges)
@@ -59,8 +65,21 @@ def scaffold(directory: Path, shape: str, name: str, *, force: bool = False) -> 
     )
     from codebolt_topo.model.schema import render_schema
 
-    schema_dir = directory / ".codebolt"
-    schema_dir.mkdir(exist_ok=True)
-    (schema_dir / "topology.schema.json").write_text(render_schema())
+    (directory / SCHEMA_FILE).write_text(render_schema())
+    ignore_state_dir(directory)
     target.write_text(text)
     return target
+
+
+def ignore_state_dir(directory: Path) -> Path:
+    """Make ``directory/.gitignore`` ignore the state directory (appending to it if needed)."""
+    path = directory / ".gitignore"
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    entries = {line.strip() for line in current.splitlines()}
+    if not entries & {IGNORED, IGNORED.rstrip("/"), f"/{IGNORED}", f"/{IGNORED.rstrip('/')}"}:
+        separator = "" if not current or current.endswith("\n") else "\n"
+        path.write_text(
+            f"{current}{separator}# codebolt state: admin tokens, logs, workspaces\n{IGNORED}\n",
+            encoding="utf-8",
+        )
+    return path

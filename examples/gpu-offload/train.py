@@ -26,8 +26,10 @@ OUT = Path("artifacts")
 
 def dataset(n: int = 64) -> list[tuple[float, float]]:
     rng = random.Random(0)
-    return [(x, 3.0 * x + 2.0 + rng.gauss(0.0, 0.01))
-            for x in (rng.uniform(-1.0, 1.0) for _ in range(n))]
+    return [
+        (x, 3.0 * x + 2.0 + rng.gauss(0.0, 0.01))
+        for x in (rng.uniform(-1.0, 1.0) for _ in range(n))
+    ]
 
 
 def train_torch() -> tuple[float, float, list[float], str]:
@@ -50,8 +52,12 @@ def train_torch() -> tuple[float, float, list[float], str]:
         losses.append(float(loss.item()))
         print(f"epoch {epoch}/{EPOCHS} loss {losses[-1]:.6f}", flush=True)
     t.save(model.state_dict(), OUT / "model.pt")
-    return (float(model.weight.item()), float(model.bias.item()), losses,
-            f"cuda ({t.cuda.get_device_name(0)})")
+    return (
+        float(model.weight.item()),
+        float(model.bias.item()),
+        losses,
+        f"cuda ({t.cuda.get_device_name(0)})",
+    )
 
 
 def train_python() -> tuple[float, float, list[float], str]:
@@ -81,17 +87,32 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     node = os.environ.get("CODEBOLT_NODE", platform.node())
     use_cuda = cuda_available()
-    print(f"training on node {node}, device {'cuda' if use_cuda else 'cpu (pure-python stand-in)'}",
-          flush=True)
+    print(
+        f"training on node {node}, device {'cuda' if use_cuda else 'cpu (pure-python stand-in)'}",
+        flush=True,
+    )
     started = time.monotonic()
     w, b, losses, device = train_torch() if use_cuda else train_python()
     seconds = round(time.monotonic() - started, 3)
     (OUT / "model.json").write_text(json.dumps({"weight": w, "bias": b}, indent=2) + "\n")
-    (OUT / "metrics.json").write_text(json.dumps(
-        {"node": node, "device": device, "epochs": EPOCHS, "steps": STEPS, "losses": losses,
-         "seconds": seconds}, indent=2) + "\n")
-    print(f"done: weight {w:.3f} bias {b:.3f} -> artifacts/model.json, artifacts/metrics.json",
-          flush=True)
+    (OUT / "metrics.json").write_text(
+        json.dumps(
+            {
+                "node": node,
+                "device": device,
+                "epochs": EPOCHS,
+                "steps": STEPS,
+                "losses": losses,
+                "seconds": seconds,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(
+        f"done: weight {w:.3f} bias {b:.3f} -> artifacts/model.json, artifacts/metrics.json",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

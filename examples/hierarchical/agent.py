@@ -1,7 +1,7 @@
 """An agent on the parent node: spawn a child environment, use it, close it.
 
 It speaks the parent's children API (JSON lines on the Unix socket in $CODEBOLT_CHILDREN, see
-codebolt_topo/node/children.py) with the standard library only, so it needs no token, no state
+codebolt_topo/children/api.py) with the standard library only, so it needs no token, no state
 file and no codebolt install of its own. ``--keep`` leaves the child running (the parent closes
 it when the parent is destroyed).
 """
@@ -40,16 +40,24 @@ def main() -> None:
     spawned = api.call(op="apply", topology=Path("child.yaml").read_text())
     name = spawned["name"]
     print(f"{here}: spawned child {name!r}: {spawned['nodes']}", flush=True)
-    ran = api.call(op="exec", name=name, node="tester",
-                   shell='echo "tests pass on $CODEBOLT_NODE of $CODEBOLT_TOPOLOGY"')
-    print(f"{here}: {name}/tester said: {str(ran['stdout']).strip()} (exit {ran['code']})",
-          flush=True)
+    ran = api.call(
+        op="exec",
+        name=name,
+        node="tester",
+        shell='echo "tests pass on $CODEBOLT_NODE of $CODEBOLT_TOPOLOGY"',
+    )
+    print(
+        f"{here}: {name}/tester said: {str(ran['stdout']).strip()} (exit {ran['code']})", flush=True
+    )
     if "--keep" in sys.argv:
         print(f"{here}: keeping {name!r}: {api.call(op='list')['children']}", flush=True)
         return
     closed = api.call(op="destroy", name=name)
-    print(f"{here}: closed child {name!r} ({closed['stopped']} nodes stopped); children now: "
-          f"{api.call(op='list')['children']}", flush=True)
+    print(
+        f"{here}: closed child {name!r} ({closed['stopped']} nodes stopped); children now: "
+        f"{api.call(op='list')['children']}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

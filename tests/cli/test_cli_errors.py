@@ -71,8 +71,10 @@ def test_bad_file_gives_one_clear_error_and_changes_nothing(
 
 
 def test_every_error_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
-    _write(tmp_path, "name: demo\nnodes:\n  a: {provder: local}\n  b: {port: 0}\n"
-                     "edges: [a - b, a -> zz]\n")
+    _write(
+        tmp_path,
+        "name: demo\nnodes:\n  a: {provder: local}\n  b: {port: 0}\nedges: [a - b, a -> zz]\n",
+    )
     result = codebolt("validate", cwd=tmp_path)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if "topology.yaml:" in line]

@@ -20,7 +20,7 @@ nodes:
   b: {}
   c: {}
   x: {plugins: {remote-execution: false}}
-edges: [a -> b -> c, a -> x]
+edges: [a -> b -> c, x -> c]
 """
 
 
@@ -38,12 +38,39 @@ def test_output_streams_split_and_exit_code_propagates(applied: Path) -> None:
 
 
 def test_node_without_gateway_refuses_remote_execution(applied: Path) -> None:
-    result = codebolt("exec", "x", "--", "true", cwd=applied)
-    assert result.returncode == 255
-    assert "'x'" in result.stderr
-    assert "gateway-inactive" in result.stderr
+    """x switched remote-execution off: validate refuses an edge into it (tests/plan), so no
+    route leads there from a and exec says so; x's daemon itself still refuses a peer's work
+    (gateway-inactive), shown through the Python API with a peer token it was told to accept."""
+    import asyncio
+
+    from codebolt_topo.client import NodeClient
+    from codebolt_topo.wire.config import RuntimeConfig, token_digest
+
     plan = codebolt("plan", "--json", cwd=applied)
     assert json.loads(plan.stdout)["nodes"]["x"]["gateway"] == "inactive"
+    result = codebolt("exec", "--from", "a", "x", "--", "true", cwd=applied)
+    assert result.returncode == 255
+    assert "x cannot be reached from 'a'" in result.stderr
+    # x is a root: entered there, its admin runs work on it (the gateway is for peers only)
+    assert codebolt("exec", "x", "--", "true", cwd=applied).returncode == 0
+
+    x = StateFile(applied / ".codebolt", "cli").load().nodes["x"]
+    assert x.url is not None
+    token = "a-peer-token"
+
+    async def as_a_peer() -> list[tuple[str | None, str, str]]:
+        async with NodeClient.connect(x.url, x.admin_token, name="x") as admin:  # type: ignore[arg-type]
+            generation = int((await admin.info())["generation"])
+            await admin.configure(
+                RuntimeConfig(generation=generation + 1, accept={"a": token_digest(token)})
+            )
+        async with NodeClient.connect(x.url, token, name="x") as peer:  # type: ignore[arg-type]
+            failures = (await (await peer.exec("x", argv=["true"])).result()).failures
+            return [(f.hop, f.code, f.message) for f in failures]
+
+    [(hop, code, message)] = asyncio.run(as_a_peer())
+    assert (hop, code) == ("x", "gateway-inactive")
+    assert "'x'" in message
 
 
 def test_command_not_found_names_the_node(applied: Path) -> None:
@@ -58,6 +85,16 @@ def test_fan_out_prefixes_lines_with_the_node(applied: Path) -> None:
     assert sorted(result.stdout.splitlines()) == ["[b] hi from b", "[c] hi from c"]
 
 
+def test_all_runs_on_every_node_reachable_from_the_entry_the_entry_included(
+    applied: Path,
+) -> None:
+    result = codebolt(
+        "exec", "--from", "b", "--all", "--", "sh", "-c", "echo at $CODEBOLT_NODE", cwd=applied
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == ["[b] at b", "[c] at c"]
+
+
 def test_timeout_kills_and_exits_124(applied: Path) -> None:
     result = codebolt("exec", "--timeout", "0.5", "c", "--", "sleep", "30", cwd=applied)
     assert result.returncode == 124
@@ -68,7 +105,10 @@ def test_status_lists_running_nodes(applied: Path) -> None:
     result = codebolt("status", "--json", cwd=applied)
     document = json.loads(result.stdout)
     assert {n["name"]: n["lifecycle"] for n in document["nodes"]} == {
-        "a": "RUNNING", "b": "RUNNING", "c": "RUNNING", "x": "RUNNING",
+        "a": "RUNNING",
+        "b": "RUNNING",
+        "c": "RUNNING",
+        "x": "RUNNING",
     }
     assert all(n["alive"] for n in document["nodes"])
     assert "token" not in result.stdout

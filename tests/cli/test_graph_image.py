@@ -9,8 +9,9 @@ import pytest
 
 from codebolt_topo.cli.graph_image import render_image
 
-pytestmark = pytest.mark.skipif(shutil.which("dot") is None,
-                                reason="Graphviz's dot is not installed (apt-get install graphviz)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)"
+)
 
 
 def test_svg_shows_every_node_with_its_state(tmp_path: Path) -> None:

@@ -19,9 +19,10 @@ def test_every_shape_scaffolds_a_valid_topology_of_that_shape(shape: str, tmp_pa
     validated = validate_file(path)
     assert validated.topology.shape is not None
     assert validated.topology.shape.value == shape
-    assert path.read_text().startswith("# yaml-language-server: $schema=.codebolt/")
-    schema = json.loads((tmp_path / ".codebolt" / "topology.schema.json").read_text())
+    assert path.read_text().startswith("# yaml-language-server: $schema=topology.schema.json\n")
+    schema = json.loads((tmp_path / "topology.schema.json").read_text())
     assert schema == build_schema()
+    assert not (tmp_path / ".codebolt").exists()  # nothing next to where the tokens will be
 
 
 def test_scaffold_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import docker.errors
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
 from codebolt_topo.model.state import State
 from codebolt_topo.plan.validate import validate_file
-from codebolt_topo.providers.docker_names import LABEL_MANAGED, LABEL_STATE_DIR, MANAGED_BY
+from codebolt_topo.providers.docker.names import LABEL_MANAGED, LABEL_STATE_DIR, MANAGED_BY
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MANAGED = {"label": [f"{LABEL_MANAGED}={MANAGED_BY}"]}
@@ -33,9 +33,11 @@ def _ours(under: Path) -> Iterator[tuple[str, Any]]:
     """Every managed container, network and volume whose state directory lies under ``under``:
     what this test created, whatever other runs share the engine."""
     engine = client()
-    kinds = (("container", engine.containers.list(all=True, filters=MANAGED)),
-             ("network", engine.networks.list(filters=MANAGED)),
-             ("volume", engine.volumes.list(filters=MANAGED)))
+    kinds = (
+        ("container", engine.containers.list(all=True, filters=MANAGED)),
+        ("network", engine.networks.list(filters=MANAGED)),
+        ("volume", engine.volumes.list(filters=MANAGED)),
+    )
     for kind, items in kinds:
         for item in items:
             if _labels(item).get(LABEL_STATE_DIR, "").startswith(f"{under}/"):

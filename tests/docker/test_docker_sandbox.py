@@ -67,7 +67,7 @@ for host in {hosts!r}:
 EOF"""
 
 FIND_DAEMON = """for p in /proc/[0-9]*; do
-  case "$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)" in python*docker_entry*) pid=${p#/proc/};; esac
+  case "$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)" in python*container_main*) pid=${p#/proc/};; esac
 done; """
 
 FORK_BOMB = """python3 - <<'EOF'
@@ -87,6 +87,7 @@ EOF"""
 def test_sandbox_is_locked_down(tmp_path: Path, host_server: int) -> None:
     path = tmp_path / "sbx.yaml"
     path.write_text(SANDBOX)
+    volumes_before = {volume.name for volume in client().volumes.list()}
     with applied(path):
         state = state_of(path)
         attrs: dict[str, Any] = client().api.inspect_container(state.nodes["s"].handle["id"])
@@ -134,7 +135,7 @@ def test_sandbox_is_locked_down(tmp_path: Path, host_server: int) -> None:
         ].stdout
         assert b"connected" in control, "control: a non-sandbox node reaches the host"
 
-        # The daemon is the process whose command line starts with python ... docker_entry.
+        # The daemon is the process whose command line starts with python ... container_main.
         probe = "cat /proc/$pid/environ >/dev/null 2>&1 && echo environ-readable; "
         probe += "head -c1 /proc/$pid/mem >/dev/null 2>&1 && echo mem-readable; echo daemon=$pid"
         secrets = _run(path, "s", FIND_DAEMON + probe)["s"].stdout
@@ -149,4 +150,38 @@ def test_sandbox_is_locked_down(tmp_path: Path, host_server: int) -> None:
         assert hog.exit is not None
         # The kernel's OOM killer sends SIGKILL; through ``sh -c`` that reads as 137.
         assert hog.exit.signal == "SIGKILL" or hog.exit.code == 137, hog
+        assert _run(path, "s", "echo alive")["s"].stdout == b"alive\n"
+    # Nothing the apply made outlives the destroy: the egress firewall's helper container
+    # (the node image, which declares VOLUME /workspace) used to leave an anonymous volume.
+    assert {volume.name for volume in client().volumes.list()} - volumes_before == set()
+
+
+def test_a_fork_bomb_dies_with_its_job(tmp_path: Path) -> None:
+    """The bomb runs under ``timeout``, in a process group of its own: killing the job's group
+    used to leave it holding every pid of the sandbox (issue 12). The job's whole tree dies."""
+    path = tmp_path / "sbx.yaml"
+    path.write_text(SANDBOX)
+    entry_of = lambda: state_of(path).nodes["a"]  # noqa: E731
+
+    async def bomb_then_count() -> tuple[ExecResult, ExecResult, ExecResult]:
+        entry = entry_of()
+        async with NodeClient.connect(entry.url, entry.admin_token) as c:  # type: ignore[arg-type]
+            bomb = await (
+                await c.exec("s", shell="timeout 30 bash -c ':(){ :|:& };:'; echo", timeout=3)
+            ).result()
+            count = "ls -d /proc/[0-9]* | wc -l"
+            after = await (await c.exec("s", shell=count, timeout=30)).result()
+            await asyncio.sleep(1.0)
+            later = await (await c.exec("s", shell=count, timeout=30)).result()
+        return bomb, after, later
+
+    with applied(path):
+        bomb, after, later = asyncio.run(bomb_then_count())
+        # The bomb's first shell returns at once, so the job ends when its pipes have lingered
+        # (or at its timeout): either way, only after the bomb filled the pids limit.
+        assert bomb["s"].exit is not None, bomb
+        assert b"fork: retry: Resource temporarily unavailable" in bomb["s"].stderr, bomb
+        # init, the daemon, and the counting shell with its ls and wc: nothing of the bomb.
+        assert int(after["s"].stdout) <= 6, after["s"].stdout
+        assert int(later["s"].stdout) <= 6, later["s"].stdout
         assert _run(path, "s", "echo alive")["s"].stdout == b"alive\n"

@@ -48,7 +48,7 @@ def test_seed_shape_on_docker(shape: str, tmp_path: Path) -> None:
             # Every leaf is still running when the last one starts: they ran at once (judged
             # by the containers' shared clock, not by how long the test took).
             leaves = ["b", "c", "d"]
-            result = _run(path, leaves, 'date +%s.%N; sleep 1; date +%s.%N')
+            result = _run(path, leaves, "date +%s.%N; sleep 1; date +%s.%N")
             spans = {n: [float(t) for t in result[n].stdout.split()] for n in leaves}  # type: ignore[index]
             assert max(s for s, _ in spans.values()) < min(e for _, e in spans.values()), spans
         assert plan_topology(path).has_changes is False
@@ -229,8 +229,9 @@ def test_gpus_on_an_engine_without_a_gpu_runtime_fail_clearly(tmp_path: Path) ->
     if "nvidia" in client().info().get("Runtimes", {}):
         pytest.skip("this engine has the NVIDIA runtime: the refusal cannot be shown here")
     path = tmp_path / "gpu.yaml"
-    path.write_text("name: gpu\nnodes:\n  a: {}\n  t: {provider: docker, gpus: all}\n"
-                    "edges: [a -> t]\n")
+    path.write_text(
+        "name: gpu\nnodes:\n  a: {}\n  t: {provider: docker, gpus: all}\nedges: [a -> t]\n"
+    )
     try:
         with pytest.raises(ApplyError) as caught:
             apply_topology(path)
@@ -240,3 +241,65 @@ def test_gpus_on_an_engine_without_a_gpu_runtime_fail_clearly(tmp_path: Path) ->
         assert containers_of("gpu") == [], "nothing was started for the refused node"
     finally:
         destroy_topology(path)
+
+
+def test_docker_and_hybrid_nodes_report_their_steps_and_show_their_logs(tmp_path: Path) -> None:
+    """Issue 17, items 1-2: apply says what a docker node is doing (the image, the container,
+    the daemon); ``codebolt logs`` reads a container's log through the SDK, for a docker node
+    and for a hybrid node placed on docker, and follows it as the daemon writes."""
+    from log_follow import Follower, logs
+
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        "name: dlogs\nnodes:\n  a: {}\n  b: {provider: docker}\n"
+        "  h: {provider: hybrid, placement: [docker]}\nedges: [a -> b, a -> h]\n"
+    )
+    messages: list[str] = []
+    apply_topology(path, progress=messages.append)
+    try:
+        assert [m[3:] for m in messages if m.startswith("b: ")][:4] == [
+            "starting (docker)",
+            "checking the image",
+            "creating the container",
+            "waiting for the daemon",
+        ]
+        for node in ("b", "h"):
+            everything = logs(node, cwd=tmp_path)
+            assert everything.returncode == 0, everything.stderr
+            assert f"node {node} of dlogs listening on 0.0.0.0:3100" in everything.stdout
+            assert (
+                logs(node, "-n", "1", cwd=tmp_path).stdout.splitlines()
+                == (everything.stdout.splitlines()[-1:])
+            )
+
+        h = state_of(path).nodes["h"]
+        assert h.handle["placed_on"] == "docker"
+        follower = Follower("h", cwd=tmp_path)
+        try:
+            follower.wait_for(lambda line: "listening on" in line)
+
+            async def stale_configure() -> None:  # the daemon logs that it ignored it
+                async with NodeClient.connect(str(h.url), h.admin_token) as admin:
+                    await admin.configure({"generation": 0})
+
+            asyncio.run(stale_configure())
+            follower.wait_for(lambda line: "configure generation 0 ignored" in line)
+        finally:
+            code, stderr = follower.stop()
+        assert code == 0, stderr
+    finally:
+        destroy_topology(path)
+
+
+def test_a_node_here_dials_the_container_that_sends_it_work(tmp_path: Path) -> None:
+    """Issue 14: home listens on this machine's loopback, out of the container's reach; with
+    dial: receiver home dials the container's published port and runs the container's work."""
+    path = tmp_path / "dialhome.yaml"
+    path.write_text(
+        "name: dialhome\nnodes:\n  box: {provider: docker}\n  home: {}\n"
+        "edges: [{from: box, to: home, dial: receiver}]\n"
+    )
+    with applied(path):
+        result = _run(path, "home", "echo $CODEBOLT_NODE", entry="box")
+        assert result["home"].stdout == b"home\n"  # type: ignore[index]
+        assert result["home"].exit.code == 0  # type: ignore[index]

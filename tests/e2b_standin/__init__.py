@@ -78,8 +78,12 @@ class StandIn:
 
     def environ(self) -> dict[str, str]:
         """What the SDK (and the provider's relay) need to use this stand-in."""
-        return {"E2B_API_KEY": self.api_key, "E2B_API_URL": self.api_url,
-                "E2B_SANDBOX_URL": self.proxy_url, "E2B_DOMAIN": DOMAIN}
+        return {
+            "E2B_API_KEY": self.api_key,
+            "E2B_API_URL": self.api_url,
+            "E2B_SANDBOX_URL": self.proxy_url,
+            "E2B_DOMAIN": DOMAIN,
+        }
 
     def running(self) -> list[Any]:
         return [s for s in self.sandboxes.by_id.values() if s.state == "running"]
@@ -89,11 +93,17 @@ class StandIn:
         self._loop.run_until_complete(self._serve())
 
     async def _serve(self) -> None:
-        config = uvicorn.Config(_App(self.control, Envd(self.sandboxes)), log_level="warning",
-                                access_log=False, lifespan="off", ws="none", http="h11",
-                                # idle connections are the client's to close (the SDK's pool
-                                # keeps them 300 s): a server closing first races with reuse
-                                timeout_keep_alive=600)
+        config = uvicorn.Config(
+            _App(self.control, Envd(self.sandboxes)),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            http="h11",
+            # idle connections are the client's to close (the SDK's pool
+            # keeps them 300 s): a server closing first races with reuse
+            timeout_keep_alive=600,
+        )
         self._server = uvicorn.Server(config)  # off the main thread: installs no signal handlers
         proxy = await asyncio.start_server(self.proxy.handle, sock=self._proxy_sock)
         reaper = asyncio.create_task(self._reap())

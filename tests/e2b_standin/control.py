@@ -1,9 +1,10 @@
 """The control plane's REST endpoints the SDK calls, as a plain ASGI app.
 
 ``POST /v2/sandboxes`` (create), ``GET /v2/sandboxes`` (list, filtered by metadata),
-``GET /sandboxes/{id}`` (info), ``DELETE /sandboxes/{id}`` (kill) and
-``POST /sandboxes/{id}/timeout``: the JSON shapes are those of the SDK's generated models
-(``e2b.api.client.models``). Every request must carry ``X-API-KEY`` equal to the stand-in's key.
+``POST /v2/sandboxes/{id}/connect`` (connect to a running one), ``GET /sandboxes/{id}`` (info),
+``DELETE /sandboxes/{id}`` (kill) and ``POST /sandboxes/{id}/timeout``: the JSON shapes are
+those of the SDK's generated models (``e2b.api.client.models``). Every request must carry
+``X-API-KEY`` equal to the stand-in's key.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ async def receive_body(receive: Receive) -> bytes:
             return body
 
 
-async def respond(send: Send, status: int, payload: Any = None,
-                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def respond(
+    send: Send, status: int, payload: Any = None, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = b"" if payload is None else json.dumps(payload).encode()
     all_headers = [(b"content-type", b"application/json"), *(headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
@@ -58,10 +60,17 @@ class ControlPlane:
 
     def _detail(self, sandbox: Sandbox, *, listed: bool = False) -> dict[str, Any]:
         detail = {
-            "templateID": sandbox.template, "sandboxID": sandbox.id, "clientID": "standin",
-            "startedAt": _iso(sandbox.started_at), "endAt": _iso(sandbox.end_at),
-            "cpuCount": 2, "memoryMB": 512, "diskSizeMB": 1024, "state": "running",
-            "envdVersion": ENVD_VERSION, "metadata": sandbox.metadata,
+            "templateID": sandbox.template,
+            "sandboxID": sandbox.id,
+            "clientID": "standin",
+            "startedAt": _iso(sandbox.started_at),
+            "endAt": _iso(sandbox.end_at),
+            "cpuCount": 2,
+            "memoryMB": 512,
+            "diskSizeMB": 1024,
+            "state": "running",
+            "envdVersion": ENVD_VERSION,
+            "metadata": sandbox.metadata,
             "domain": self.sandboxes.domain,
         }
         if not listed:
@@ -81,40 +90,63 @@ class ControlPlane:
             await self._create(send, json.loads(body or b"{}"))
         elif path == "/v2/sandboxes" and method == "GET":
             await self._list(send, parse_qs(scope["query_string"].decode()))
+        elif (match := re.fullmatch(r"/v2/sandboxes/([^/]+)/connect", path)) and method == "POST":
+            await self._connect(send, match.group(1))
         elif match := re.fullmatch(r"/sandboxes/([^/]+)(/timeout)?", path):
-            await self._one(send, method, match.group(1), bool(match.group(2)),
-                            json.loads(body or b"{}"))
+            await self._one(
+                send, method, match.group(1), bool(match.group(2)), json.loads(body or b"{}")
+            )
         else:
             await respond(send, 404, {"code": 404, "message": f"no route {method} {path}"})
 
     async def _create(self, send: Send, request: dict[str, Any]) -> None:
         template = request.get("templateID", "base")
         try:
-            sandbox = self.sandboxes.create(template, int(request.get("timeout", 15)),
-                                            request.get("metadata") or {},
-                                            request.get("envVars") or {})
+            sandbox = self.sandboxes.create(
+                template,
+                int(request.get("timeout", 15)),
+                request.get("metadata") or {},
+                request.get("envVars") or {},
+            )
         except KeyError:
             await respond(send, 404, {"code": 404, "message": f"template '{template}' not found"})
             return
-        await respond(send, 201, {
-            "templateID": template, "sandboxID": sandbox.id, "clientID": "standin",
-            "envdVersion": ENVD_VERSION, "envdAccessToken": sandbox.access_token,
+        await respond(send, 201, self._created(sandbox))
+
+    def _created(self, sandbox: Sandbox) -> dict[str, Any]:
+        """What create and connect answer: how the SDK reaches the sandbox's envd."""
+        return {
+            "templateID": sandbox.template,
+            "sandboxID": sandbox.id,
+            "clientID": "standin",
+            "envdVersion": ENVD_VERSION,
+            "envdAccessToken": sandbox.access_token,
             "domain": self.sandboxes.domain,
-        })
+        }
+
+    async def _connect(self, send: Send, sandbox_id: str) -> None:
+        sandbox = self.sandboxes.running(sandbox_id)
+        if sandbox is None:
+            await respond(send, 404, {"code": 404, "message": f"sandbox {sandbox_id} not found"})
+            return
+        await respond(send, 200, self._created(sandbox))
 
     async def _list(self, send: Send, query: dict[str, list[str]]) -> None:
         wanted: dict[str, str] = {}
         for encoded in query.get("metadata", []):
             for key, values in parse_qs(encoded).items():
                 wanted[unquote(key)] = unquote(values[-1])
-        rows = [self._detail(sandbox, listed=True)
-                for sandbox in self.sandboxes.by_id.values()
-                if sandbox.state == "running"
-                and all(sandbox.metadata.get(k) == v for k, v in wanted.items())]
+        rows = [
+            self._detail(sandbox, listed=True)
+            for sandbox in self.sandboxes.by_id.values()
+            if sandbox.state == "running"
+            and all(sandbox.metadata.get(k) == v for k, v in wanted.items())
+        ]
         await respond(send, 200, rows)
 
-    async def _one(self, send: Send, method: str, sandbox_id: str, timeout: bool,
-                   request: dict[str, Any]) -> None:
+    async def _one(
+        self, send: Send, method: str, sandbox_id: str, timeout: bool, request: dict[str, Any]
+    ) -> None:
         sandbox = self.sandboxes.running(sandbox_id)
         if sandbox is None:
             await respond(send, 404, {"code": 404, "message": f"sandbox {sandbox_id} not found"})

@@ -50,18 +50,21 @@ class ProcessService:
             raise ConnectError(Code.NOT_FOUND, "sandbox not found or access token wrong")
         return sandbox
 
-    async def start(self, request: process_pb.StartRequest,
-                    ctx: Any) -> AsyncIterator[process_pb.StartResponse]:
+    async def start(
+        self, request: process_pb.StartRequest, ctx: Any
+    ) -> AsyncIterator[process_pb.StartResponse]:
         sandbox = self._sandbox(ctx)
         config = request.process
         assert config is not None
-        process = await sandbox.spawn(config.cmd, list(config.args or []),
-                                      dict(config.envs or {}), config.cwd)
+        process = await sandbox.spawn(
+            config.cmd, list(config.args or []), dict(config.envs or {}), config.cwd
+        )
         async for event in self._events(process):
             yield process_pb.StartResponse(event=event)
 
-    async def connect(self, request: process_pb.ConnectRequest,
-                      ctx: Any) -> AsyncIterator[process_pb.ConnectResponse]:
+    async def connect(
+        self, request: process_pb.ConnectRequest, ctx: Any
+    ) -> AsyncIterator[process_pb.ConnectResponse]:
         sandbox = self._sandbox(ctx)
         selector = request.process.selector if request.process else None
         process = sandbox.processes.get(selector.value) if selector else None  # type: ignore[arg-type]
@@ -70,8 +73,9 @@ class ProcessService:
         async for event in self._events(process):
             yield process_pb.ConnectResponse(event=event)
 
-    async def send_signal(self, request: process_pb.SendSignalRequest,
-                          ctx: Any) -> process_pb.SendSignalResponse:
+    async def send_signal(
+        self, request: process_pb.SendSignalRequest, ctx: Any
+    ) -> process_pb.SendSignalResponse:
         sandbox = self._sandbox(ctx)
         selector = request.process.selector if request.process else None
         process = sandbox.processes.get(selector.value) if selector else None  # type: ignore[arg-type]
@@ -88,19 +92,31 @@ class ProcessService:
     list = update = stream_input = send_input = close_stdin = _unimplemented
 
     async def _events(self, process: Process) -> AsyncIterator[Event]:
-        yield Event(event=Oneof[Literal["start"], Event.StartEvent](
-            "start", Event.StartEvent(pid=process.pid)))
+        yield Event(
+            event=Oneof[Literal["start"], Event.StartEvent](
+                "start", Event.StartEvent(pid=process.pid)
+            )
+        )
         async for item in process.follow():
             if isinstance(item, int):
                 status = f"exit status {item}" if item >= 0 else f"signal: {-item}"
-                yield Event(event=Oneof[Literal["end"], Event.EndEvent]("end", Event.EndEvent(
-                    exit_code=item, exited=item >= 0, status=status)))
+                yield Event(
+                    event=Oneof[Literal["end"], Event.EndEvent](
+                        "end", Event.EndEvent(exit_code=item, exited=item >= 0, status=status)
+                    )
+                )
                 continue
             stream, data = item
-            output = (Oneof[Literal["stderr"], bytes]("stderr", data) if stream == "stderr"
-                      else Oneof[Literal["stdout"], bytes]("stdout", data))
-            yield Event(event=Oneof[Literal["data"], Event.DataEvent](
-                "data", Event.DataEvent(output=output)))
+            output = (
+                Oneof[Literal["stderr"], bytes]("stderr", data)
+                if stream == "stderr"
+                else Oneof[Literal["stdout"], bytes]("stdout", data)
+            )
+            yield Event(
+                event=Oneof[Literal["data"], Event.DataEvent](
+                    "data", Event.DataEvent(output=output)
+                )
+            )
 
 
 class Envd:
@@ -126,11 +142,18 @@ class Envd:
         else:
             await respond(send, 404, {"code": 404, "message": "not implemented by the stand-in"})
 
-    async def _upload(self, sandbox: Sandbox, scope: Scope, headers: dict[str, str],
-                      receive: Receive, send: Send) -> None:
+    async def _upload(
+        self, sandbox: Sandbox, scope: Scope, headers: dict[str, str], receive: Receive, send: Send
+    ) -> None:
         if headers.get("content-type") != "application/octet-stream":
-            await respond(send, 400, {"code": 400, "message": "the stand-in takes "
-                                      "application/octet-stream uploads only"})
+            await respond(
+                send,
+                400,
+                {
+                    "code": 400,
+                    "message": "the stand-in takes application/octet-stream uploads only",
+                },
+            )
             return
         path = parse_qs(scope["query_string"].decode())["path"][0]
         target = sandbox.path(path)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import re
 
-from codebolt_topo.providers.e2b_relay import pipe
+from codebolt_topo.providers.e2b.relay_main import pipe
 
 from .sandboxes import Sandboxes
 
@@ -68,8 +68,11 @@ class SandboxProxy:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             else:
                 port = headers.get("e2b-sandbox-port")
-                local = self._route(headers.get("host", ""), headers.get("e2b-sandbox-id"),
-                                    int(port) if port else None)
+                local = self._route(
+                    headers.get("host", ""),
+                    headers.get("e2b-sandbox-id"),
+                    int(port) if port else None,
+                )
                 if local is None:
                     writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
                     return

@@ -52,8 +52,9 @@ class Process:
                 self.changed.notify_all()
 
     async def _watch(self) -> None:
-        await asyncio.gather(self._drain(self.proc.stdout, "stdout"),
-                             self._drain(self.proc.stderr, "stderr"))
+        await asyncio.gather(
+            self._drain(self.proc.stdout, "stdout"), self._drain(self.proc.stderr, "stderr")
+        )
         code = await self.proc.wait()
         async with self.changed:
             self.exit_code = code
@@ -94,14 +95,27 @@ class Sandbox:
         """``path`` inside the sandbox: relative to its home, absolute ones under its root."""
         return self.root / path.lstrip("/") if path.startswith("/") else self.root / path
 
-    async def spawn(self, cmd: str, args: list[str], envs: dict[str, str],
-                    cwd: str | None) -> Process:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root),
-               "USER": "user", "LANG": "C.UTF-8", **self.envs, **envs, MARKER: self.id}
+    async def spawn(
+        self, cmd: str, args: list[str], envs: dict[str, str], cwd: str | None
+    ) -> Process:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.root),
+            "USER": "user",
+            "LANG": "C.UTF-8",
+            **self.envs,
+            **envs,
+            MARKER: self.id,
+        }
         proc = await asyncio.create_subprocess_exec(
-            cmd, *args, cwd=self.path(cwd) if cwd else self.root, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            cmd,
+            *args,
+            cwd=self.path(cwd) if cwd else self.root,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
         process = Process(pid=proc.pid, proc=proc)
         self.processes[proc.pid] = process
@@ -130,20 +144,30 @@ class Sandboxes:
         self.by_id: dict[str, Sandbox] = {}
         self.base = Path(tempfile.mkdtemp(prefix="e2b-standin-"))
 
-    def create(self, template: str, timeout: int, metadata: dict[str, str],
-               envs: dict[str, str]) -> Sandbox:
+    def create(
+        self, template: str, timeout: int, metadata: dict[str, str], envs: dict[str, str]
+    ) -> Sandbox:
         if template not in self.templates:
             raise KeyError(template)
         sandbox_id = "i" + secrets.token_hex(9)
         root = self.base / sandbox_id
         root.mkdir()
-        profile = "".join(f"export {name}={shlex.quote(value)}\n"
-                          for name, value in self.templates[template].items())
+        profile = "".join(
+            f"export {name}={shlex.quote(value)}\n"
+            for name, value in self.templates[template].items()
+        )
         (root / ".bash_profile").write_text(profile)
         now = time.time()
-        sandbox = Sandbox(id=sandbox_id, template=template, metadata=metadata, envs=envs,
-                          root=root, access_token=secrets.token_urlsafe(24), started_at=now,
-                          end_at=now + timeout)
+        sandbox = Sandbox(
+            id=sandbox_id,
+            template=template,
+            metadata=metadata,
+            envs=envs,
+            root=root,
+            access_token=secrets.token_urlsafe(24),
+            started_at=now,
+            end_at=now + timeout,
+        )
         self.by_id[sandbox_id] = sandbox
         return sandbox
 

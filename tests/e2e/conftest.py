@@ -11,15 +11,17 @@ import pytest
 
 def _selected(session: pytest.Session, marker: str) -> bool:
     here = Path(__file__).parent
-    return any(Path(str(item.path)).is_relative_to(here) and item.get_closest_marker(marker)
-               for item in session.items)
+    return any(
+        Path(str(item.path)).is_relative_to(here) and item.get_closest_marker(marker)
+        for item in session.items
+    )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if _selected(session, "ssh"):
         # cloud-vm's wheelhouse (cached by source hash), like the image: outside test timeouts.
         from codebolt_topo.errors import ProviderError
-        from codebolt_topo.providers.ssh_wheelhouse import wheelhouse
+        from codebolt_topo.providers.cloud_vm.wheelhouse import wheelhouse
 
         with contextlib.suppress(ProviderError):
             wheelhouse()

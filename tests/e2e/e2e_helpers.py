@@ -17,24 +17,33 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def codebolt(*args: str, cwd: Path, stdin: bytes | str | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def codebolt(
+    *args: str, cwd: Path, stdin: bytes | str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``codebolt ARGS`` in ``cwd``; stdout and stderr are captured as text."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
     result = subprocess.run(
         [sys.executable, "-m", "codebolt_topo.cli.main", *args],
-        cwd=cwd, capture_output=True, timeout=timeout, input=data or b"",
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False,
+        cwd=cwd,
+        capture_output=True,
+        timeout=timeout,
+        input=data or b"",
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
     )
-    return subprocess.CompletedProcess(result.args, result.returncode,
-                                       result.stdout.decode(errors="replace"),
-                                       result.stderr.decode(errors="replace"))
+    return subprocess.CompletedProcess(
+        result.args,
+        result.returncode,
+        result.stdout.decode(errors="replace"),
+        result.stderr.decode(errors="replace"),
+    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     """``result``'s stdout, after checking it exited 0 (its stderr in the failure message)."""
-    assert result.returncode == 0, f"{result.args[3:]} exited {result.returncode}:\n" \
-        f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{result.args[3:]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
     return result.stdout
 
 

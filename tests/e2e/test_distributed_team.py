@@ -22,24 +22,47 @@ from codebolt_topo.client import ExecResult, NodeClient, Output
 from codebolt_topo.engine.operations import state_file_for
 from codebolt_topo.errors import ConfigError
 from codebolt_topo.model.state import State
-from codebolt_topo.node.protocol import SUBPROTOCOL
+from codebolt_topo.wire.handshake import SUBPROTOCOL
 
 pytestmark = pytest.mark.slow
 
-TICKS = "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo tick $i; " \
-        "sleep 0.1; done"
+TICKS = (
+    "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo tick $i; sleep 0.1; done"
+)
 
 
 def test_developers_share_workers_through_the_hub(tmp_path: Path) -> None:
     folder = copy_example("distributed-team", tmp_path)
     with applied(folder):
-        result = codebolt("exec", "--from", "dev-alice", "worker-1,worker-2", "--", "sh", "-c",
-                          'echo "hello from $CODEBOLT_NODE"', cwd=folder)
-        assert sorted(ok(result).splitlines()) == ["[worker-1] hello from worker-1",
-                                                   "[worker-2] hello from worker-2"]
+        result = codebolt(
+            "exec",
+            "--from",
+            "dev-alice",
+            "worker-1,worker-2",
+            "--",
+            "sh",
+            "-c",
+            'echo "hello from $CODEBOLT_NODE"',
+            cwd=folder,
+        )
+        assert sorted(ok(result).splitlines()) == [
+            "[worker-1] hello from worker-1",
+            "[worker-2] hello from worker-2",
+        ]
         assert "via dev-alice -> orchestrator -> worker-1" in result.stderr
-        bob = ok(codebolt("exec", "--from", "dev-bob", "worker-2", "--", "sh", "-c",
-                          'echo "bob on $CODEBOLT_NODE"', cwd=folder))
+        bob = ok(
+            codebolt(
+                "exec",
+                "--from",
+                "dev-bob",
+                "worker-2",
+                "--",
+                "sh",
+                "-c",
+                'echo "bob on $CODEBOLT_NODE"',
+                cwd=folder,
+            )
+        )
         assert bob == "bob on worker-2\n"
         asyncio.run(_isolation(state_file_for(folder / "topology.yaml", "team").load()))
 
@@ -62,8 +85,9 @@ async def _isolation(state: State) -> None:
         async with NodeClient.connect(url("dev-bob"), token("dev-bob")) as bob:
             watched = await (await bob.attach("alice-train-1", "worker-1")).result()
             _refused(watched, "belongs to another owner")
-            again = await (await bob.exec("worker-1", shell=TICKS,
-                                          request_id="alice-train-1")).result()
+            again = await (
+                await bob.exec("worker-1", shell=TICKS, request_id="alice-train-1")
+            ).result()
             _refused(again, "belongs to another owner")
 
         with pytest.raises(ConfigError):
@@ -94,9 +118,21 @@ def _refused(result: ExecResult, reason: str) -> None:
 
 async def _forged(url: str, edge_token: str) -> dict[str, object]:
     """What the hub answers dev-bob's edge token claiming a request owned by dev-alice."""
-    async with connect(url, additional_headers={"Authorization": f"Bearer {edge_token}"},
-                       subprotocols=[SUBPROTOCOL]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"t": "exec", "id": "forged", "target": "worker-1",
-                                  "argv": ["true"], "owner": "dev-alice"}))
+    async with connect(
+        url,
+        additional_headers={"Authorization": f"Bearer {edge_token}"},
+        subprotocols=[SUBPROTOCOL],
+    ) as ws:  # type: ignore[list-item]
+        await ws.send(
+            json.dumps(
+                {
+                    "t": "exec",
+                    "id": "forged",
+                    "target": "worker-1",
+                    "argv": ["true"],
+                    "owner": "dev-alice",
+                }
+            )
+        )
         reply: dict[str, object] = json.loads(await ws.recv())
         return reply

@@ -21,15 +21,33 @@ def test_training_job_runs_on_the_gpu_node_and_its_artifacts_come_back(tmp_path:
     folder = copy_example("gpu-offload", tmp_path)
     with applied(folder):
         train = (folder / "train.py").read_bytes()
-        result = codebolt("exec", "--requires", "gpu", "--snapshot", "after",
-                          "--objective", "fit", "--thread", "baseline", "--run", "run-1",
-                          "--stdin", "--", "python3", "-", cwd=folder, stdin=train)
+        result = codebolt(
+            "exec",
+            "--requires",
+            "gpu",
+            "--snapshot",
+            "after",
+            "--objective",
+            "fit",
+            "--thread",
+            "baseline",
+            "--run",
+            "run-1",
+            "--stdin",
+            "--",
+            "python3",
+            "-",
+            cwd=folder,
+            stdin=train,
+        )
         logs = ok(result)
         assert "training on node trainer, device cpu (pure-python stand-in)" in logs
         assert [line.split(" loss")[0] for line in logs.splitlines() if "loss" in line] == [
-            f"epoch {n}/5" for n in range(1, 6)]
-        found = re.search(r"\[trainer\] snapshot (\w+) \((\w+)\) 'after: python3 - \(exit 0\)'",
-                          result.stderr)
+            f"epoch {n}/5" for n in range(1, 6)
+        ]
+        found = re.search(
+            r"\[trainer\] snapshot (\w+) \((\w+)\) 'after: python3 - \(exit 0\)'", result.stderr
+        )
         assert found is not None, result.stderr
         # The artifacts exist on the trainer only, until the snapshot travels.
         laptop = workspace(folder, "gpu-offload", "laptop")
@@ -46,4 +64,3 @@ def test_training_job_runs_on_the_gpu_node_and_its_artifacts_come_back(tmp_path:
         assert model["bias"] == pytest.approx(2.0, abs=0.05)
         assert metrics["node"] == "trainer"
         assert len(metrics["losses"]) == 5
-

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from e2e_helpers import codebolt, copy_example, ok
 
-from codebolt_topo.node.testing import process_running
-from codebolt_topo.providers.docker_engine import DockerEngine
+from codebolt_topo.providers.docker.engine import DockerEngine
+from codebolt_topo.testing import process_running
 
 pytestmark = pytest.mark.slow
 
@@ -105,11 +105,18 @@ def test_a_killed_parents_replacement_removes_its_childrens_containers(tmp_path:
     parent_dir = str(folder / ".codebolt" / "hierarchy" / "nodes" / "parent") + "/"
 
     def ours() -> list[str]:
-        found = [f"container:{c.name}" for c in engine.containers.list(all=True)
-                 if c.labels.get("org.codebolt.state-dir", "").startswith(parent_dir)]
-        found += [f"network:{n.name}" for n in engine.networks.list()
-                  if (n.attrs.get("Labels") or {}).get("org.codebolt.state-dir",
-                                                       "").startswith(parent_dir)]
+        found = [
+            f"container:{c.name}"
+            for c in engine.containers.list(all=True)
+            if c.labels.get("org.codebolt.state-dir", "").startswith(parent_dir)
+        ]
+        found += [
+            f"network:{n.name}"
+            for n in engine.networks.list()
+            if (n.attrs.get("Labels") or {})
+            .get("org.codebolt.state-dir", "")
+            .startswith(parent_dir)
+        ]
         return found
 
     ok(codebolt("apply", "--auto-approve", cwd=folder))
@@ -126,5 +133,8 @@ def test_a_killed_parents_replacement_removes_its_childrens_containers(tmp_path:
         assert ours() == [], "the replacement parent left its predecessor's child containers"
     finally:
         ok(codebolt("destroy", "--auto-approve", cwd=folder))
-        DockerEngine().remove_where({"label": ["org.codebolt.managed-by=codebolt-topo"]},
-                                    "org.codebolt.state-dir", parent_dir)
+        DockerEngine().remove_where(
+            {"label": ["org.codebolt.managed-by=codebolt-topo"]},
+            "org.codebolt.state-dir",
+            parent_dir,
+        )

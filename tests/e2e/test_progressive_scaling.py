@@ -49,21 +49,29 @@ def sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
         f"AuthorizedKeysFile {root / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
         f"PidFile {root / 'sshd.pid'}\nPermitRootLogin prohibit-password\n"
-        "AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\n")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd.conf")],
-                            stderr=subprocess.DEVNULL)
+        "AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
+    )
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(root / "sshd.conf")], stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
                 break
             time.sleep(0.05)
-        user = subprocess.run(["id", "-un"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        yield {"host": "127.0.0.1", "port": str(port), "user": user,
-               "identity_file": str(root / "id"),
-               "host_key": " ".join((root / "host.pub").read_text().split()[:2]),
-               "remote_dir": str(tmp_path / "remote"), "python": sys._base_executable}
+        user = subprocess.run(
+            ["id", "-un"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        yield {
+            "host": "127.0.0.1",
+            "port": str(port),
+            "user": user,
+            "identity_file": str(root / "id"),
+            "host_key": " ".join((root / "host.pub").read_text().split()[:2]),
+            "remote_dir": str(tmp_path / "remote"),
+            "python": sys._base_executable,
+        }
     finally:
         proc.terminate()
         proc.wait(10)
@@ -73,8 +81,10 @@ def _grow(folder: Path, step: str, ssh: dict[str, str] | None = None) -> str:
     """Copy ``step`` over topology.yaml (pointing its ssh: block at ``ssh``); return the plan."""
     text = (folder / step).read_text()
     if ssh is not None:
-        block = "".join(f"      {key}: {value!r}\n" if key != "port" else f"      port: {value}\n"
-                        for key, value in ssh.items())
+        block = "".join(
+            f"      {key}: {value!r}\n" if key != "port" else f"      port: {value}\n"
+            for key, value in ssh.items()
+        )
         text = re.sub(r"(    ssh:\n)(?:      .*\n)+", lambda m: m[1] + block, text)
     (folder / "topology.yaml").write_text(text)
     return ok(codebolt("plan", cwd=folder))
@@ -82,20 +92,37 @@ def _grow(folder: Path, step: str, ssh: dict[str, str] | None = None) -> str:
 
 def _handles(folder: Path) -> dict[str, str]:
     state = state_file_for(folder / "topology.yaml", "scaling").load()
-    return {name: str(node.handle.get("pid") or node.handle.get("id"))
-            for name, node in state.nodes.items()}
+    return {
+        name: str(node.handle.get("pid") or node.handle.get("id"))
+        for name, node in state.nodes.items()
+    }
 
 
 @pytest.mark.usefixtures("node_image")
-def test_one_file_grows_local_then_docker_then_cloud_vm(tmp_path: Path,
-                                                        sshd: dict[str, str]) -> None:
+def test_one_file_grows_local_then_docker_then_cloud_vm(
+    tmp_path: Path, sshd: dict[str, str]
+) -> None:
     folder = copy_example("progressive-scaling", tmp_path)
     ok(codebolt("apply", "--auto-approve", cwd=folder))
     job: subprocess.Popen[str] | None = None
     try:
         job = subprocess.Popen(
-            [sys.executable, "-m", "codebolt_topo.cli.main", "exec", "worker", "--", "sh", "-c",
-             TICKER], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "codebolt_topo.cli.main",
+                "exec",
+                "worker",
+                "--",
+                "sh",
+                "-c",
+                TICKER,
+            ],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert job.stdout is not None
         assert job.stdout.readline() == "tick 1\n"
         before = _handles(folder)
@@ -105,16 +132,31 @@ def test_one_file_grows_local_then_docker_then_cloud_vm(tmp_path: Path,
         assert re.search(r"~ laptop +\(local\) update in place\n +peers \+builder\n", plan), plan
         assert "Plan: 1 to create, 1 to update, 0 to replace, 0 to destroy." in plan
         ok(codebolt("apply", "--auto-approve", cwd=folder, timeout=300))
-        assert ok(codebolt("exec", "builder", "--", "sh", "-c", "echo on $CODEBOLT_NODE",
-                           cwd=folder)) == "on builder\n"
+        assert (
+            ok(codebolt("exec", "builder", "--", "sh", "-c", "echo on $CODEBOLT_NODE", cwd=folder))
+            == "on builder\n"
+        )
 
         plan = _grow(folder, "step-3-cloud-vm.yaml", sshd)
         assert re.search(r"\+ cloud +\(cloud-vm\) create", plan), plan
         assert re.search(r"~ laptop +\(local\) update in place\n +peers \+cloud\n", plan), plan
         assert "Plan: 1 to create, 1 to update, 0 to replace, 0 to destroy." in plan
         ok(codebolt("apply", "--auto-approve", cwd=folder, timeout=300))
-        assert ok(codebolt("exec", "--requires", "gpu", "--", "sh", "-c",
-                           "echo on $CODEBOLT_NODE", cwd=folder)) == "on cloud\n"
+        assert (
+            ok(
+                codebolt(
+                    "exec",
+                    "--requires",
+                    "gpu",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo on $CODEBOLT_NODE",
+                    cwd=folder,
+                )
+            )
+            == "on cloud\n"
+        )
 
         after = _handles(folder)
         assert {name: after[name] for name in before} == before  # nothing restarted

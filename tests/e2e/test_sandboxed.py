@@ -16,7 +16,7 @@ import pytest
 from e2e_helpers import codebolt, copy_example, ok
 
 from codebolt_topo.engine.operations import state_file_for
-from codebolt_topo.providers.docker_names import LABEL_STATE_DIR
+from codebolt_topo.providers.docker.names import LABEL_STATE_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -24,9 +24,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def _labelled(engine: Any, runtime_dir: Path) -> list[str]:
     """Containers, networks and volumes the docker provider made for this topology instance."""
     filters = {"label": [f"{LABEL_STATE_DIR}={runtime_dir}"]}
-    return ([f"container:{c.name}" for c in engine.containers.list(all=True, filters=filters)]
-            + [f"network:{n.name}" for n in engine.networks.list(filters=filters)]
-            + [f"volume:{v.name}" for v in engine.volumes.list(filters=filters)])
+    return (
+        [f"container:{c.name}" for c in engine.containers.list(all=True, filters=filters)]
+        + [f"network:{n.name}" for n in engine.networks.list(filters=filters)]
+        + [f"volume:{v.name}" for v in engine.volumes.list(filters=filters)]
+    )
 
 
 @pytest.mark.usefixtures("node_image")
@@ -43,14 +45,21 @@ def test_untrusted_code_runs_in_the_sandbox_and_cannot_reach_out(tmp_path: Path)
         assert container["HostConfig"]["ReadonlyRootfs"] is True
 
         script = (folder / "untrusted.py").read_bytes()
-        out = ok(codebolt("exec", "sandbox", "--stdin", "--", "python3", "-", cwd=folder,
-                          stdin=script))
+        out = ok(
+            codebolt("exec", "sandbox", "--stdin", "--", "python3", "-", cwd=folder, stdin=script)
+        )
         lines = out.splitlines()
-        assert lines[:3] == ["running on sandbox as uid 10001", "result: 332833500",
-                             "wrote scratch.txt in the workspace"]
+        assert lines[:3] == [
+            "running on sandbox as uid 10001",
+            "result: 332833500",
+            "wrote scratch.txt in the workspace",
+        ]
         assert [line.split(": blocked")[0] for line in lines[3:]] == [
-            "connect to 1.1.1.1:53", "resolve example.com", "write /etc/passwd",
-            "write /usr/bin/evil"]
+            "connect to 1.1.1.1:53",
+            "resolve example.com",
+            "write /etc/passwd",
+            "write /usr/bin/evil",
+        ]
         assert all(": blocked (" in line for line in lines[3:]), out
     finally:
         ok(codebolt("destroy", "--auto-approve", cwd=folder, timeout=300))

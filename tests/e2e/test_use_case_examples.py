@@ -25,7 +25,13 @@ def _id(path: Path) -> str:
 
 def test_every_use_case_has_an_example() -> None:
     assert {path.parent.name for path in USE_CASES} == {
-        "gpu-offload", "distributed-team", "hierarchical", "sandboxed", "progressive-scaling"}
+        "gpu-offload",
+        "distributed-team",
+        "hierarchical",
+        "sandboxed",
+        "progressive-scaling",
+        "team-across-machines",
+    }
 
 
 @pytest.mark.parametrize("path", USE_CASES, ids=_id)
@@ -41,5 +47,6 @@ def test_use_case_example_matches_the_json_schema(path: Path) -> None:
 
     schema = json.loads((ROOT / "schemas" / "topology.schema.json").read_text(encoding="utf-8"))
     document: Any = YAML(typ="safe").load(path)
-    assert [error.message for error in
-            jsonschema.Draft202012Validator(schema).iter_errors(document)] == []
+    assert [
+        error.message for error in jsonschema.Draft202012Validator(schema).iter_errors(document)
+    ] == []

@@ -16,8 +16,8 @@ from codebolt_topo.client import ExecResult, NodeClient
 from codebolt_topo.engine.operations import apply_topology, destroy_topology, state_file_for
 from codebolt_topo.engine.reconcile import Reconciler
 from codebolt_topo.model.state import State
-from codebolt_topo.node.testing import process_running
 from codebolt_topo.plan.validate import ValidatedTopology, validate_file
+from codebolt_topo.testing import process_running
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -127,8 +127,11 @@ def daemons_under(directory: Path) -> list[int]:
             cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"codebolt_topo.node" in cmdline and str(directory).encode() in cmdline \
-                and process_running(int(entry.name)):
+        if (
+            b"codebolt_topo.node" in cmdline
+            and str(directory).encode() in cmdline
+            and process_running(int(entry.name))
+        ):
             found.append(int(entry.name))
     return found
 

@@ -13,8 +13,8 @@ from local_topology import applied_topology, copy_example
 
 from codebolt_topo.client import Exit, NodeClient, Started
 from codebolt_topo.engine.operations import apply_topology, plan_topology
-from codebolt_topo.node.testing import process_running
 from codebolt_topo.plan.diff import ActionKind
+from codebolt_topo.testing import process_running
 
 pytestmark = pytest.mark.slow
 
@@ -129,4 +129,9 @@ def test_destroy_frees_the_ports(tmp_path: Path) -> None:
         assert port is not None
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    assert sorted(os.listdir(tmp_path / ".codebolt")) == ["linear.lock", "linear.state.json"]
+    assert sorted(os.listdir(tmp_path / ".codebolt")) == [
+        ".gitignore",
+        "linear.key",  # the state key (issue 16): kept, the state still holds sealed tokens
+        "linear.lock",
+        "linear.state.json",
+    ]

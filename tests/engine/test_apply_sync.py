@@ -27,8 +27,13 @@ edges:
 
 
 def _codebolt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codebolt_topo.cli.main", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "codebolt_topo.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_apply_pushes_a_snapshot_from_a_to_b(tmp_path: Path) -> None:
@@ -36,9 +41,21 @@ def test_apply_pushes_a_snapshot_from_a_to_b(tmp_path: Path) -> None:
     path.write_text(TOPOLOGY)
     with applied_topology(path) as topo:
         topo.run("a", ["sh", "-c", "echo trained > model.txt"])
-        made = _codebolt("narrative", "snapshot", "--node", "a", "--objective", "obj",
-                         "--thread", "t1", "--run", "r1", "--name", "after-training",
-                         cwd=tmp_path)
+        made = _codebolt(
+            "narrative",
+            "snapshot",
+            "--node",
+            "a",
+            "--objective",
+            "obj",
+            "--thread",
+            "t1",
+            "--run",
+            "r1",
+            "--name",
+            "after-training",
+            cwd=tmp_path,
+        )
         assert made.returncode == 0, made.stderr
         apply_topology(path)  # no node changes: only the sync runs
         log = _codebolt("narrative", "log", "--node", "b", cwd=tmp_path)

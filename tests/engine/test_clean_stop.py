@@ -20,7 +20,7 @@ from local_topology import applied_topology
 from codebolt_topo.engine.reconcile import Reconciler
 from codebolt_topo.model.state import Lifecycle
 from codebolt_topo.node.clean_stop import CLEAN_STOP_FILE, stopped_cleanly
-from codebolt_topo.node.testing import process_running
+from codebolt_topo.testing import process_running
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +34,23 @@ def _wait_gone(pid: int) -> None:
     raise AssertionError(f"daemon {pid} did not exit")
 
 
-@pytest.mark.parametrize(("policy", "sig", "replaced"), [
-    ("on-failure", signal.SIGTERM, False),
-    ("always", signal.SIGTERM, True),
-    ("on-failure", signal.SIGKILL, True),
-])
+@pytest.mark.parametrize(
+    ("policy", "sig", "replaced"),
+    [
+        ("on-failure", signal.SIGTERM, False),
+        ("always", signal.SIGTERM, True),
+        ("on-failure", signal.SIGKILL, True),
+    ],
+)
 def test_a_daemon_stopped_on_request_is_not_a_failure(
-        policy: str, sig: signal.Signals, replaced: bool, tmp_path: Path) -> None:
+    policy: str, sig: signal.Signals, replaced: bool, tmp_path: Path
+) -> None:
     path = tmp_path / "topology.yaml"
-    path.write_text(json.dumps({"name": "stops", "nodes": {"a": {}, "b": {"restart": policy}},
-                                "edges": ["a -> b"]}))
+    path.write_text(
+        json.dumps(
+            {"name": "stops", "nodes": {"a": {}, "b": {"restart": policy}}, "edges": ["a -> b"]}
+        )
+    )
     with applied_topology(path) as topo:
         old = topo.pids()["b"]
         node_dir = topo.state.nodes["b"].handle["dir"]
@@ -58,8 +65,7 @@ def test_a_daemon_stopped_on_request_is_not_a_failure(
             assert topo.pids()["b"] != old
             assert topo.run("b", ["echo", "back"])["b"].stdout == b"back\n"
         else:
-            assert report.held_back == {
-                "b": "restart: on-failure, and it was stopped on request"}
+            assert report.held_back == {"b": "restart: on-failure, and it was stopped on request"}
             assert b.lifecycle is Lifecycle.STOPPED
             assert [h.state for h in b.history[-2:]] == [Lifecycle.STOPPING, Lifecycle.STOPPED]
             assert (Path(node_dir) / CLEAN_STOP_FILE).read_text().strip() == str(old)

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from local_topology import applied_topology, daemons_under
@@ -69,7 +71,10 @@ def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "codebolt_topo.cli.main", "apply", "--auto-approve"],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]
@@ -78,8 +83,9 @@ def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
     try:
         assert codes in ([0, 0], [0, 1]), outcomes
         if codes == [0, 1]:
-            loser = next(err for run, (_, err) in zip(runs, outcomes, strict=True)
-                         if run.returncode == 1)
+            loser = next(
+                err for run, (_, err) in zip(runs, outcomes, strict=True) if run.returncode == 1
+            )
             assert "is locked by apply (pid" in loser
         # Either the second waited for nothing to do, or it was refused: never two nodes each.
         state = state_file_for(path, "crash").load()
@@ -93,28 +99,47 @@ def test_two_applies_at_once_never_both_write(tmp_path: Path) -> None:
     assert daemons_under(tmp_path) == []
 
 
-def _kill_at_serial(args: list[str], cwd: Path, state: Path, serial: int) -> int:
-    """Run ``codebolt ARGS`` and SIGKILL it as soon as the state file reaches ``serial``: a
-    point in the run's own progress, where a delay in seconds may land anywhere (or before the
-    first write) on a loaded machine. Returns the serial it was killed at."""
+def _kill_when(
+    args: list[str], cwd: Path, state: Path, reached: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    """Run ``codebolt ARGS`` and SIGKILL it as soon as the state file's document passes
+    ``reached``: a point in the run's own progress, where a delay in seconds may land anywhere
+    (or before the first write) on a loaded machine. Returns the document it was killed at, or
+    None when the run finished before a poll saw the point (writes a few ms apart: try again)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "codebolt_topo.cli.main", *args],
-        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         while process.poll() is None:
             with contextlib.suppress(FileNotFoundError):
-                seen = int(json.loads(state.read_bytes())["serial"])  # never torn: no retry
-                if seen >= serial:
+                seen: dict[str, Any] = json.loads(state.read_bytes())  # never torn: no retry
+                if reached(seen):
                     process.send_signal(signal.SIGKILL)
                     process.wait()
                     return seen
             time.sleep(0.002)
-        raise AssertionError(f"{args} finished before the state reached serial {serial}")
+        return None
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _configured(document: dict[str, Any]) -> list[bool]:
+    return [bool(node.get("runtime_hash")) for node in document["nodes"].values()]
+
+
+#: Points of an apply of the 4-node chain (nodes that change at once share a state write, so
+#: serials no longer count the steps): daemons starting, none recorded running yet; some
+#: RUNNING, none configured; some configured, their neighbours not.
+APPLY_POINTS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "starting": lambda d: len(d["nodes"]) > 0,
+    "running": lambda d: any(n["lifecycle"] == "RUNNING" for n in d["nodes"].values()),
+    "configured": lambda d: any(_configured(d)),
+}
 
 
 def _lock_holders(lock: Path) -> list[str]:
@@ -130,22 +155,22 @@ def _lock_holders(lock: Path) -> list[str]:
     return holders
 
 
-@pytest.mark.parametrize("serial", [2, 6, 10])
-def test_apply_killed_at_each_phase_converges_on_rerun(serial: int, tmp_path: Path) -> None:
-    """Serial 2: daemons starting, some not yet recorded; 6: some RUNNING, none configured;
-    10: some configured, their neighbours not. A complete apply of this chain ends at serial
-    12; the configure pushes take about a millisecond each, so a poll may miss the point: the
-    run is then destroyed and tried again."""
+@pytest.mark.parametrize("point", list(APPLY_POINTS))
+def test_apply_killed_at_each_phase_converges_on_rerun(point: str, tmp_path: Path) -> None:
+    """Killed at each point of :data:`APPLY_POINTS`; the configure pushes take about a
+    millisecond each, so a poll may miss the point: the run is then destroyed and tried again."""
     path = tmp_path / "topology.yaml"
     path.write_text(TOPOLOGY)
     state_file = state_file_for(path, "crash")
     for _attempt in range(5):
-        killed_at = _kill_at_serial(["apply", "--auto-approve"], tmp_path, state_file.path,
-                                    serial)
-        if killed_at < 12:
+        seen = _kill_when(
+            ["apply", "--auto-approve"], tmp_path, state_file.path, APPLY_POINTS[point]
+        )
+        complete = seen is None or (len(seen["nodes"]) == 4 and all(_configured(seen)))
+        if not complete:
             break
         destroy_topology(path)  # also after the last try: a failed test leaves no daemons
-    assert killed_at < 12, "the apply finished each time: nothing was interrupted"
+    assert not complete, "the apply finished each time: nothing was interrupted"
     state_file.load()
     try:  # the kernel drops a SIGKILLed holder's lock; a child mid-spawn may hold it a moment
         apply_topology(path, lock_timeout=10)
@@ -159,17 +184,28 @@ def test_apply_killed_at_each_phase_converges_on_rerun(serial: int, tmp_path: Pa
     assert daemons_under(tmp_path) == []
 
 
-@pytest.mark.parametrize("after", [1, 5])
-def test_destroy_killed_at_each_phase_finishes_on_rerun(after: int, tmp_path: Path) -> None:
-    """1: some nodes STOPPING; 5: some already removed from the state, others running."""
+@pytest.mark.parametrize("point", ["stopping", "removed"])
+def test_destroy_killed_at_each_phase_finishes_on_rerun(point: str, tmp_path: Path) -> None:
+    """Killed once nodes are STOPPING, all still recorded, or once some are removed from the
+    state and others are not (nodes stopping at once may leave together: then tried again)."""
     path = tmp_path / "topology.yaml"
     path.write_text(TOPOLOGY)
-    apply_topology(path)
     state_file = state_file_for(path, "crash")
-    start = state_file.load().serial
-    killed_at = _kill_at_serial(["destroy", "--auto-approve"], tmp_path, state_file.path,
-                                start + after)
-    assert state_file.load().nodes, f"destroy had finished at serial {killed_at}"
+
+    def reached(document: dict[str, Any]) -> bool:
+        nodes = document["nodes"].values()
+        if point == "stopping":
+            return len(nodes) == 4 and any(n["lifecycle"] == "STOPPING" for n in nodes)
+        return len(nodes) < 4
+
+    for _attempt in range(5):
+        apply_topology(path)
+        seen = _kill_when(["destroy", "--auto-approve"], tmp_path, state_file.path, reached)
+        if seen is not None and seen["nodes"]:
+            break
+        destroy_topology(path)
+    assert seen is not None, "destroy finished each time: nothing was interrupted"
+    assert seen["nodes"], "destroy finished each time: nothing was interrupted"
     destroy_topology(path)
     assert daemons_under(tmp_path) == []
     assert state_file.load().nodes == {}

@@ -12,7 +12,7 @@ from codebolt_topo.engine.runner import ApplyError, Engine
 from codebolt_topo.model.state import NodeState
 from codebolt_topo.plan.validate import validate_file
 from codebolt_topo.providers.base import ProviderContext
-from codebolt_topo.providers.local import LocalProvider
+from codebolt_topo.providers.local.provider import LocalProvider
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from codebolt_topo.engine.operations import state_file_for
 from codebolt_topo.engine.reconcile import Reconciler
 from codebolt_topo.engine.runner import Engine
 from codebolt_topo.model.state import Lifecycle
-from codebolt_topo.node.testing import process_running
+from codebolt_topo.testing import process_running
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from codebolt_topo.client import NodeClient, Started
 from codebolt_topo.engine.operations import state_file_for
 from codebolt_topo.engine.select import select_targets
 from codebolt_topo.errors import ConfigError
-from codebolt_topo.providers.local import LocalProvider
+from codebolt_topo.providers.local.provider import LocalProvider
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +89,9 @@ def test_capabilities_detected_by_the_daemon_route_work(
         with state_file.locked("test"):
             state_file.save(state)
         with monkeypatch.context() as patched:
-            patched.setattr(LocalProvider, "base_offers", classmethod(
-                lambda cls: (frozenset({"python", "local"}), {})))
+            patched.setattr(
+                LocalProvider,
+                "base_offers",
+                classmethod(lambda cls: (frozenset({"python", "local"}), {})),
+            )
             assert asyncio.run(select_targets(path, ["browser"])) == ("laptop", ["box"])

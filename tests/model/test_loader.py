@@ -45,13 +45,16 @@ def errors(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch | None = N
 
 
 def test_valid_file_loads_with_defaults(tmp_path: Path) -> None:
-    loaded = load(tmp_path, """
+    loaded = load(
+        tmp_path,
+        """
         name: demo
         nodes:
           a:
           b: {port: 4000}
         edges: ["a -> b"]
-    """)
+    """,
+    )
     assert loaded.topology.name == "demo"
     assert loaded.topology.nodes["a"].provider == "local"
     assert loaded.topology.nodes["b"].port == 4000
@@ -81,13 +84,18 @@ def test_default_providers_come_from_the_registry(tmp_path: Path) -> None:
 
 
 def test_unknown_field_did_you_mean(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes:
           trainer:
             provder: local
-    """) == ["topology.yaml:4:5: nodes.trainer.provder: unknown field 'provder' "
-             "(did you mean 'provider'?)"]
+    """,
+    ) == [
+        "topology.yaml:4:5: nodes.trainer.provder: unknown field 'provder' "
+        "(did you mean 'provider'?)"
+    ]
 
 
 def test_unknown_top_level_field(tmp_path: Path) -> None:
@@ -97,44 +105,60 @@ def test_unknown_top_level_field(tmp_path: Path) -> None:
 
 
 def test_unknown_field_without_close_match_lists_fields(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes: {a: , b: }
         edges:
           - hub: {hub: a, inbound: [b], zz: 1}
-    """) == ["topology.yaml:4:33: edges[0].hub.zz: unknown field 'zz' "
-             "(expected one of: hub, inbound, outbound)"]
+    """,
+    ) == [
+        "topology.yaml:4:33: edges[0].hub.zz: unknown field 'zz' "
+        "(expected one of: hub, inbound, outbound)"
+    ]
 
 
 def test_bad_edge_shorthand(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes: {a: , b: }
         edges:
           - a - b
-    """) == ["topology.yaml:4:5: edges[0]: expected 'a -> b' or 'a <-> b', got 'a - b'"]
+    """,
+    ) == ["topology.yaml:4:5: edges[0]: expected 'a -> b' or 'a <-> b', got 'a - b'"]
 
 
 def test_invalid_node_name_points_at_the_key(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes:
           ok: {}
           Trainer!: {}
-    """) == ["topology.yaml:4:3: nodes.Trainer!: invalid node name 'Trainer!': use lowercase "
-             "letters, digits, '-' and '_', starting with a letter or digit, at most 63 "
-             "characters"]
+    """,
+    ) == [
+        "topology.yaml:4:3: nodes.Trainer!: invalid node name 'Trainer!': use lowercase "
+        "letters, digits, '-' and '_', starting with a letter or digit, at most 63 "
+        "characters"
+    ]
 
 
 def test_union_tags_are_stripped_from_paths(tmp_path: Path) -> None:
-    found = errors(tmp_path, """
+    found = errors(
+        tmp_path,
+        """
         name: t
         nodes: {a: }
         edges:
           - {from: a, to: b}
           - fan-out: {root: a, leaves: [Bad]}
           - tree: {a: {b: [D], c: }}
-    """)
+    """,
+    )
     assert found == [
         "topology.yaml:5:33: edges[1].fan-out.leaves[0]: invalid node name 'Bad': use "
         "lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 "
@@ -145,12 +169,15 @@ def test_union_tags_are_stripped_from_paths(tmp_path: Path) -> None:
 
 
 def test_missing_field_points_at_its_mapping(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes: {a: }
         edges:
           - {from: a}
-    """) == ["topology.yaml:4:5: edges[0]: missing required field 'to'"]
+    """,
+    ) == ["topology.yaml:4:5: edges[0]: missing required field 'to'"]
 
 
 def test_missing_top_level_fields(tmp_path: Path) -> None:
@@ -161,22 +188,30 @@ def test_missing_top_level_fields(tmp_path: Path) -> None:
 
 
 def test_misspelled_shape_key_in_edges(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes: {a: , b: }
         edges:
           - {linaer: [a, b]}
-    """) == ["topology.yaml:4:5: edges[0]: unknown edge form 'linaer' (did you mean 'linear'?)"]
+    """,
+    ) == ["topology.yaml:4:5: edges[0]: unknown edge form 'linaer' (did you mean 'linear'?)"]
 
 
 def test_two_shapes_in_one_edge_item(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes: {a: , b: }
         edges:
           - {linear: [a, b], mesh: [a, b]}
-    """) == ["topology.yaml:4:22: edges[0].mesh: one shape per edge item: move 'mesh' into an "
-             "item of its own"]
+    """,
+    ) == [
+        "topology.yaml:4:22: edges[0].mesh: one shape per edge item: move 'mesh' into an "
+        "item of its own"
+    ]
 
 
 def test_edge_item_of_wrong_type(tmp_path: Path) -> None:
@@ -197,17 +232,26 @@ def test_edge_item_of_wrong_type(tmp_path: Path) -> None:
         ("nodes: {}", "nodes: at least one node is required"),
         ("nodes: {a: {port: 0}}", "nodes.a.port: must be greater than or equal to 1, got 0"),
         ("nodes: {a: {env: {'1x': y}}}", "nodes.a.env: invalid environment variable name '1x'"),
-        ("nodes: {a: {plugins: {x: 5}}}",
-         "nodes.a.plugins.x: a plugin setting is true, false, or a mapping of settings, "
-         "got the number 5"),
-        ("nodes: {a: {capabilities: [GPU]}}",
-         "nodes.a.capabilities[0]: invalid capability 'GPU': use lowercase letters, digits and "
-         "'_.:-', starting with a letter or digit"),
-        ("name: Bad", "name: invalid topology name 'Bad': use lowercase letters, digits, '-' "
-         "and '_', starting with a letter or digit, at most 63 characters"),
-        ("edges: [{tree: {a: 5}}]",
-         "edges[0].tree.a: a tree child is a mapping (subtree), a list of leaf nodes, or empty "
-         "(a leaf), got the number 5"),
+        (
+            "nodes: {a: {plugins: {x: 5}}}",
+            "nodes.a.plugins.x: a plugin setting is true, false, or a mapping of settings, "
+            "got the number 5",
+        ),
+        (
+            "nodes: {a: {capabilities: [GPU]}}",
+            "nodes.a.capabilities[0]: invalid capability 'GPU': use lowercase letters, digits and "
+            "'_.:-', starting with a letter or digit",
+        ),
+        (
+            "name: Bad",
+            "name: invalid topology name 'Bad': use lowercase letters, digits, '-' "
+            "and '_', starting with a letter or digit, at most 63 characters",
+        ),
+        (
+            "edges: [{tree: {a: 5}}]",
+            "edges[0].tree.a: a tree child is a mapping (subtree), a list of leaf nodes, or empty "
+            "(a leaf), got the number 5",
+        ),
     ],
 )
 def test_message_forms(tmp_path: Path, snippet: str, expected: str) -> None:
@@ -219,7 +263,9 @@ def test_message_forms(tmp_path: Path, snippet: str, expected: str) -> None:
 
 
 def test_every_issue_is_reported_at_once_sorted_by_line(tmp_path: Path) -> None:
-    found = errors(tmp_path, """
+    found = errors(
+        tmp_path,
+        """
         name: t
         shape: tre
         nodes:
@@ -227,21 +273,28 @@ def test_every_issue_is_reported_at_once_sorted_by_line(tmp_path: Path) -> None:
           b: {provider: dokcer}
         edges:
           - a - b
-    """)
+    """,
+    )
     assert [issue.split(": ")[0] for issue in found] == [
-        "topology.yaml:2:8", "topology.yaml:4:7", "topology.yaml:5:17", "topology.yaml:7:5",
+        "topology.yaml:2:8",
+        "topology.yaml:4:7",
+        "topology.yaml:5:17",
+        "topology.yaml:7:5",
     ]
 
 
 def test_duplicate_node_names(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes:
           a: {}
           b: {}
           a: {port: 5}
           b: {}
-    """) == [
+    """,
+    ) == [
         "topology.yaml:5:3: nodes.a: duplicate node name 'a' (first defined at line 3)",
         "topology.yaml:6:3: nodes.b: duplicate node name 'b' (first defined at line 4)",
     ]
@@ -283,8 +336,9 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, kind: str) -> No
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(TopologyError) as caught:
         load_topology(tmp_path / "missing.yaml")
-    assert str(caught.value) == f"{tmp_path / 'missing.yaml'}: cannot read: No such file or " \
-        "directory"
+    assert (
+        str(caught.value) == f"{tmp_path / 'missing.yaml'}: cannot read: No such file or directory"
+    )
 
 
 def test_location_uses_the_path_as_given(tmp_path: Path) -> None:
@@ -294,14 +348,17 @@ def test_location_uses_the_path_as_given(tmp_path: Path) -> None:
 
 
 def test_yaml_scalars_become_plain_python(tmp_path: Path) -> None:
-    loaded = load(tmp_path, """
+    loaded = load(
+        tmp_path,
+        """
         name: t
         nodes:
           a:
             port: 0x1F90
             plugins: {remote-execution: true, x: {depth: 2}}
             env: {A: "1"}
-    """)
+    """,
+    )
     spec = loaded.topology.nodes["a"]
     assert spec.port == 8080
     assert type(spec.port) is int
@@ -314,12 +371,15 @@ def test_a_valid_file_is_parsed_once_and_positions_come_when_asked(
 ) -> None:
     from codebolt_topo.model.source import LazySourceMap
 
-    loaded = load(tmp_path, """
+    loaded = load(
+        tmp_path,
+        """
         name: t
         nodes:
           a: {}
           b: {port: 4000}
-    """)
+    """,
+    )
     sources = loaded.source_map
     if parser == "c-parser":
         assert isinstance(sources, LazySourceMap)
@@ -329,9 +389,12 @@ def test_a_valid_file_is_parsed_once_and_positions_come_when_asked(
 
 
 def test_keys_that_meet_as_strings_are_duplicates(tmp_path: Path) -> None:
-    assert errors(tmp_path, """
+    assert errors(
+        tmp_path,
+        """
         name: t
         nodes:
           1: {}
           "1": {}
-    """) == ["topology.yaml:4:3: nodes.1: duplicate node name '1' (first defined at line 3)"]
+    """,
+    ) == ["topology.yaml:4:3: nodes.1: duplicate node name '1' (first defined at line 3)"]

@@ -23,11 +23,14 @@ def test_format_and_parse_are_inverse(path: tuple[str | int, ...], text: str) ->
 
 
 def test_locate_value_key_and_ancestor() -> None:
-    sources = SourceMap("t.yaml", {
-        (): Span(None, (1, 1)),
-        ("nodes",): Span((2, 1), (3, 3)),
-        ("nodes", "a"): Span((3, 3), (3, 6)),
-    })
+    sources = SourceMap(
+        "t.yaml",
+        {
+            (): Span(None, (1, 1)),
+            ("nodes",): Span((2, 1), (3, 3)),
+            ("nodes", "a"): Span((3, 3), (3, 6)),
+        },
+    )
     assert sources.locate("nodes.a") == Location("t.yaml", 3, 6)
     assert sources.locate("nodes.a", key=True) == Location("t.yaml", 3, 3)
     assert sources.locate(("nodes", "a", "port")) == Location("t.yaml", 3, 6)

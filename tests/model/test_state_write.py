@@ -16,7 +16,8 @@ from codebolt_topo.engine.statefile import StateFile, atomic_write
 
 
 def test_a_failed_rename_leaves_the_old_state_whole_and_no_temp_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "demo.state.json"
     atomic_write(path, b'{"serial": 1}')
@@ -32,7 +33,8 @@ def test_a_failed_rename_leaves_the_old_state_whole_and_no_temp_file(
 
 
 def test_the_new_state_is_synced_then_renamed_into_place_privately(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "demo.state.json"
     path.write_bytes(b"old")

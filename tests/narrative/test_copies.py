@@ -31,11 +31,12 @@ def test_copies_are_re_exported_under_their_origin(open_store: OpenStore) -> Non
         c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a")
     report = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a", copies=True)
     assert sorted(x.ref for x in report.created) == [
-        "refs/narrative/remotes/b/threads/t", "refs/narrative/threads/t"]
+        "refs/narrative/remotes/b/threads/t",
+        "refs/narrative/threads/t",
+    ]
     assert c.heads(include_remotes=True) == a.heads(include_remotes=True)
     threads = c.log()[0].threads
-    assert [(t.source_env, t.head) for t in threads] == [
-        (None, ours.commit), ("b", theirs.commit)]
+    assert [(t.source_env, t.head) for t in threads] == [(None, ours.commit), ("b", theirs.commit)]
     again = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a", copies=True)
     assert not again.changed
 
@@ -45,7 +46,9 @@ def test_a_copy_of_our_own_thread_coming_back_is_unchanged(open_store: OpenStore
     b.import_bundle(a.export_bundle(), "a")  # b keeps a's t beside its own
     report = a.import_bundle(b.export_bundle(Selection.everything(remotes=True)), "b", copies=True)
     assert [x.ref for x in report.unchanged] == [
-        "refs/narrative/remotes/a/threads/t", "refs/narrative/remotes/b/threads/t"]
+        "refs/narrative/remotes/a/threads/t",
+        "refs/narrative/remotes/b/threads/t",
+    ]
 
 
 def test_copies_move_forward_and_conflicting_ones_are_kept_apart(open_store: OpenStore) -> None:
@@ -57,7 +60,8 @@ def test_copies_move_forward_and_conflicting_ones_are_kept_apart(open_store: Ope
     a.import_bundle(b.export_bundle(have=a.have()), "b")
     report = c.import_bundle(a.export_bundle(Selection.everything(remotes=True)), "a", copies=True)
     assert [(x.ref, x.old, x.new) for x in report.updated] == [
-        ("refs/narrative/remotes/b/threads/t", theirs.commit, newer.commit)]
+        ("refs/narrative/remotes/b/threads/t", theirs.commit, newer.commit)
+    ]
     d = open_store("d")
     write_files(d.workspace, {"x": "wiped b"})
     d.snapshot("o", "t", "r")
@@ -67,7 +71,8 @@ def test_copies_move_forward_and_conflicting_ones_are_kept_apart(open_store: Ope
     d.import_bundle(other.export_bundle(), "b")
     report = c.import_bundle(d.export_bundle(Selection.everything(remotes=True)), "d", copies=True)
     assert ("refs/narrative/remotes/b.via.d/threads/t", fresh.commit) in [
-        (x.ref, x.new) for x in report.created]
+        (x.ref, x.new) for x in report.created
+    ]
 
 
 def test_have_lists_recent_commits_then_powers_of_two(open_store: OpenStore) -> None:

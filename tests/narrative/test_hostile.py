@@ -229,7 +229,7 @@ def test_tar_bombs_and_member_floods_are_refused(open_store: OpenStore) -> None:
     store.limits = Limits(max_unpacked_bytes=1 << 20, max_entries=50)
     with pytest.raises(LimitExceededError):
         store.import_tar(_tar([*members, _member("files/big", b"\0" * (4 << 20))]))
-    flood = [_member(f"files/f{i}", b"") for i in range(60)]
+    flood = [_member(f"files/z{i:03d}", b"") for i in range(60)]  # after x.txt: export order
     with pytest.raises(LimitExceededError):
         store.import_tar(_tar([*members, *flood]))
     _untouched(store)
@@ -369,24 +369,27 @@ def test_delta_packs_import_as_sent_and_bad_bases_are_refused(open_store: OpenSt
         _untouched(other)
 
 
-def test_tree_bombs_and_deep_nesting_are_never_expanded(open_store: OpenStore) -> None:
-    """Shared subtrees can name exponentially many files from a few objects (a git bomb): such
-    a snapshot may be stored (it is small), but restore and tar export refuse to expand it."""
+def _bomb(width: int = 20, levels: int = 3) -> tuple[list[ShaFile], ShaFile]:
+    """A tree naming width ** (levels + 1) files from levels + 2 objects (a git bomb)."""
+    content = blob(b"x")
+    level = tree_of({b"f%d" % i: (MODE_FILE, content) for i in range(width)})
+    objects: list[ShaFile] = [content, level]
+    for _ in range(levels):
+        level = tree_of({b"d%d" % i: (MODE_DIR, level) for i in range(width)})
+        objects.append(level)
+    return objects, level
+
+
+def test_tree_bombs_and_deep_nesting_are_refused_at_import(open_store: OpenStore) -> None:
+    """Shared subtrees can name exponentially many files from a few objects (a git bomb):
+    each distinct tree is measured once, and the bundle is refused before anything is stored."""
     store = open_store("b")
     store.limits = Limits(max_entries=1000, max_path_depth=8)
+    objects, root = _bomb()  # 20 ** 4 = 160,000 files from five objects
+    bomb = snapshot_commit(root)
+    with pytest.raises(LimitExceededError, match="files in one snapshot"):
+        store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer")
     content = blob(b"x")
-    level = tree_of({b"f%d" % i: (MODE_FILE, content) for i in range(20)})
-    objects: list[ShaFile] = [content, level]
-    for _ in range(3):  # 20 * 20 * 20 * 20 = 160,000 files from five objects
-        level = tree_of({b"d%d" % i: (MODE_DIR, level) for i in range(20)})
-        objects.append(level)
-    bomb = snapshot_commit(level)
-    store.import_bundle(bundle_bytes({REF: bomb.id}, [*objects, bomb]), "peer")
-    with pytest.raises(LimitExceededError, match="files in one snapshot"):
-        store.restore(bomb.id.decode())
-    with pytest.raises(LimitExceededError, match="files in one snapshot"):
-        store.export_tar(bomb.id.decode())
-    assert list(store.workspace.iterdir()) == []
     deep = tree_of({b"f": (MODE_FILE, content)})
     chain: list[ShaFile] = [content, deep]
     for _ in range(2000):  # deeper than Python's recursion limit, too
@@ -395,45 +398,70 @@ def test_tree_bombs_and_deep_nesting_are_never_expanded(open_store: OpenStore) -
     nested = snapshot_commit(deep, thread="deep")
     deep_ref = b"refs/narrative/threads/deep"
     store.limits = Limits(max_entries=5000, max_path_depth=8)
-    store.import_bundle(bundle_bytes({deep_ref: nested.id}, [*chain, nested]), "peer")
     with pytest.raises(LimitExceededError, match="path depth"):
-        store.restore(nested.id.decode(), force=True)
-    with pytest.raises(LimitExceededError, match="path depth"):
-        store.export_tar(nested.id.decode())
+        store.import_bundle(bundle_bytes({deep_ref: nested.id}, [*chain, nested]), "peer")
+    _untouched(store)
+
+
+def test_a_stored_tree_bomb_is_refused_by_restore_and_export_without_expanding(
+    open_store: OpenStore,
+) -> None:
+    """A bomb stored before import measured snapshots (10 ** 10 files here) is refused by
+    restore and tarball export after measuring each distinct tree once: in milliseconds, with
+    nothing written, where expanding it took 26 s and 345 MB before refusing."""
+    from codebolt_topo.narrative.packs import write_pack
+
+    store = open_store("b")
+    objects, root = _bomb(width=10, levels=9)
+    bomb = snapshot_commit(root)
+    write_pack(store.repo.object_store.pack_dir, [*objects, bomb])
+    store.repo.refs[REF] = bomb.id
+    for attempt in (
+        lambda: store.restore(bomb.id.decode()),
+        lambda: store.export_tar(bomb.id.decode()),
+    ):
+        with pytest.raises(LimitExceededError, match=r"files in one snapshot.*10000000000 >"):
+            attempt()
     assert list(store.workspace.iterdir()) == []
 
 
-def test_restoring_peer_symlinks_never_writes_outside(
-    open_store: OpenStore, tmp_path: Path
-) -> None:
-    """A snapshot may hold a symlink leading outside; a later snapshot (or an ignored link in
-    the workspace) may put files "under" that name: restore never follows the link."""
+def test_symlinks_leading_outside_are_refused_at_import(open_store: OpenStore) -> None:
+    """One rule for both formats: a link must be relative and stay inside the workspace."""
     from codebolt_topo.narrative.safety import MODE_LINK
 
+    store = open_store("b")
+    for name, target in ((b"etc", b"/etc"), (b"esc", b"../../outside"), (b"up", b"..")):
+        link = blob(target)
+        inner = tree_of({name: (MODE_LINK, link)})
+        objects: list[ShaFile] = [link, inner]
+        tree = inner
+        if target == b"../../outside":  # one level down: still one level too high
+            tree = tree_of({b"sub": (MODE_DIR, inner)})
+            objects.append(tree)
+        commit = snapshot_commit(tree)
+        with pytest.raises(UnsafeInputError, match="leads outside the workspace"):
+            store.import_bundle(bundle_bytes({REF: commit.id}, [*objects, commit]), "p")
+    _untouched(store)
+
+
+def test_restore_never_writes_through_a_link_in_the_workspace(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    """A link the user's ignore rules hide may stand where a snapshot has a directory:
+    restore refuses to clobber it, and with force replaces it, never writing through it."""
     outside = tmp_path / "outside"
     outside.mkdir()
     store = open_store("b")
-    link, evil = blob(b"../../outside"), blob(b"written through the link?")
-    linked = tree_of({b"d": (MODE_LINK, link)})
+    evil = blob(b"written through the link?")
     inner = tree_of({b"evil.txt": (MODE_FILE, evil)})
     under = tree_of({b"d": (MODE_DIR, inner)})
-    first = snapshot_commit(linked)
-    second = snapshot_commit(under, parents=(first.id,))
-    objects: list[ShaFile] = [link, linked, first, evil, inner, under, second]
-    store.import_bundle(bundle_bytes({REF: second.id}, objects), "peer")
-    store.restore(first.id.decode())
-    assert os.readlink(store.workspace / "d") == "../../outside"
-    store.restore(second.id.decode())
-    assert not (store.workspace / "d").is_symlink()
-    assert (store.workspace / "d").is_dir()
-    assert list(outside.iterdir()) == []
-    store.restore(first.id.decode())
-    (store.workspace / "d").unlink()
+    commit = snapshot_commit(under)
+    store.import_bundle(bundle_bytes({REF: commit.id}, [evil, inner, under, commit]), "peer")
     write_files(store.workspace, {".gitignore": "d\n"})
     (store.workspace / "d").symlink_to(outside)  # ignored by the user's rules, never captured
     with pytest.raises(NarrativeError):
-        store.restore(second.id.decode())
-    store.restore(second.id.decode(), force=True)
+        store.restore(commit.id.decode())
+    store.restore(commit.id.decode(), force=True)
     assert list(outside.iterdir()) == []
     assert (store.workspace / "d" / "evil.txt").read_bytes() == b"written through the link?"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from codebolt_topo.node.testing import Cluster
+from codebolt_topo.testing import Cluster
 
 MakeCluster = Callable[..., Cluster]
 
@@ -33,8 +33,12 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def make_cluster(tmp_path: Path) -> Iterator[MakeCluster]:
     built: list[Cluster] = []
 
-    def make(edges: list[tuple[str, str]], nodes: list[str] | None = None,
-             configure: bool = True, **per_node: dict[str, object]) -> Cluster:
+    def make(
+        edges: list[tuple[str, str]],
+        nodes: list[str] | None = None,
+        configure: bool = True,
+        **per_node: dict[str, object],
+    ) -> Cluster:
         cluster = Cluster(tmp_path / f"c{len(built)}", edges, nodes)
         built.append(cluster)
         cluster.start()

@@ -18,29 +18,31 @@ from websockets.exceptions import InvalidStatus
 
 from codebolt_topo.client import Exit, Failed, NodeClient
 from codebolt_topo.errors import ConfigError, ExecError
-from codebolt_topo.node.config import LaunchConfig, token_digest
 from codebolt_topo.node.daemon import load_launch_config, run_daemon
-from codebolt_topo.node.protocol import SUBPROTOCOL
-from codebolt_topo.node.testing import Cluster, process_running
+from codebolt_topo.testing import Cluster, process_running
+from codebolt_topo.wire.config import LaunchConfig, token_digest
+from codebolt_topo.wire.handshake import SUBPROTOCOL
 
 
 async def handshake_status(url: str, headers: dict[str, str]) -> int:
     try:
-        async with connect(url, additional_headers=headers,
-                           subprotocols=[SUBPROTOCOL]):  # type: ignore[list-item]
+        async with connect(url, additional_headers=headers, subprotocols=[SUBPROTOCOL]):  # type: ignore[list-item]
             return 101
     except InvalidStatus as exc:
         return exc.response.status_code
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 401),
-    ({"Authorization": "Bearer wrong"}, 401),
-    ({"Authorization": "Basic abc"}, 401),
-    ({"Authorization": "Bearer admin-token-for-tests", "Origin": "https://evil.example"}, 403),
-    ({"Authorization": "Bearer admin-token-for-tests"}, 101),
-    ({"Authorization": "Bearer edge-a-b-token"}, 401),  # a's token for b is not valid at a
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": "Basic abc"}, 401),
+        ({"Authorization": "Bearer admin-token-for-tests", "Origin": "https://evil.example"}, 403),
+        ({"Authorization": "Bearer admin-token-for-tests"}, 101),
+        ({"Authorization": "Bearer edge-a-b-token"}, 401),  # a's token for b is not valid at a
+    ],
+)
 def test_handshake_status(chain: Cluster, headers: dict[str, str], status: int) -> None:
     assert asyncio.run(handshake_status(chain.url("a"), headers)) == status
 
@@ -133,9 +135,14 @@ def test_configure_rejects_unknown_plugin(chain: Cluster) -> None:
 
 def write_config(tmp_path: Path, mode: int = 0o600, **fields: object) -> Path:
     (tmp_path / "ws").mkdir(exist_ok=True)
-    values: dict[str, object] = {"topology": "t", "node": "n", "port": 0,
-                                 "admin_token_digest": token_digest("x"),
-                                 "workspace": str(tmp_path / "ws"), "state_dir": str(tmp_path)}
+    values: dict[str, object] = {
+        "topology": "t",
+        "node": "n",
+        "port": 0,
+        "admin_token_digest": token_digest("x"),
+        "workspace": str(tmp_path / "ws"),
+        "state_dir": str(tmp_path),
+    }
     values.update(fields)
     path = tmp_path / "launch.json"
     path.write_text(LaunchConfig.model_validate(values).model_dump_json())
@@ -192,9 +199,19 @@ def test_sigterm_kills_jobs_and_frees_the_port(make_cluster) -> None:  # type: i
 def test_module_entry_point_reports_ready(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen([sys.executable, "-m", "codebolt_topo.node", "--config", str(path),
-                             "--ready-fd", str(write_fd)], pass_fds=(write_fd,),
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codebolt_topo.node",
+            "--config",
+            str(path),
+            "--ready-fd",
+            str(write_fd),
+        ],
+        pass_fds=(write_fd,),
+        stderr=subprocess.PIPE,
+    )
     os.close(write_fd)
     try:
         with os.fdopen(read_fd) as ready:

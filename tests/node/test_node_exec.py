@@ -13,7 +13,7 @@ import time
 import pytest
 
 from codebolt_topo.client import Exit, Failed, Notification, Output, Started
-from codebolt_topo.node.testing import Cluster, process_running
+from codebolt_topo.testing import Cluster, process_running
 
 
 def test_direct_exec_streams_stdout_stderr_and_exit(chain: Cluster) -> None:
@@ -37,8 +37,9 @@ def test_direct_exec_streams_stdout_stderr_and_exit(chain: Cluster) -> None:
 def test_env_cwd_and_node_variables(chain: Cluster) -> None:
     async def main() -> bytes:
         async with chain.client("a") as client:
-            handle = await client.exec("c", shell='echo "$X $CODEBOLT_NODE $(basename $PWD)"',
-                                       env={"X": "42"})
+            handle = await client.exec(
+                "c", shell='echo "$X $CODEBOLT_NODE $(basename $PWD)"', env={"X": "42"}
+            )
             return (await handle.result())["c"].stdout
 
     assert asyncio.run(main()) == b"42 c ws\n"
@@ -100,8 +101,9 @@ def test_three_hops_output_is_byte_identical(chain: Cluster) -> None:
 def test_fan_out_to_a_list_of_targets(chain: Cluster) -> None:
     async def main() -> dict[str, bytes]:
         async with chain.client("a") as client:
-            result = await (await client.exec(["d", "a", "b", "c"], shell="echo $CODEBOLT_NODE"))\
-                .result()
+            result = await (
+                await client.exec(["d", "a", "b", "c"], shell="echo $CODEBOLT_NODE")
+            ).result()
             result.raise_for_failures()
             return {node: r.stdout for node, r in result.nodes.items()}
 
@@ -162,8 +164,9 @@ def test_timeout_terminates_job(chain: Cluster) -> None:
 def test_signal_reaches_the_job(chain: Cluster) -> None:
     async def main() -> Exit:
         async with chain.client("a") as client:
-            handle = await client.exec("c", shell="trap 'exit 42' INT; echo ready; "
-                                                  "while :; do sleep 0.05; done")
+            handle = await client.exec(
+                "c", shell="trap 'exit 42' INT; echo ready; while :; do sleep 0.05; done"
+            )
             async for event in handle:
                 if isinstance(event, Output):
                     await handle.signal("c", "SIGINT")
@@ -175,9 +178,11 @@ def test_signal_reaches_the_job(chain: Cluster) -> None:
 
 
 def test_notify_fd_progress_arrives_upstream(chain: Cluster) -> None:
-    code = ("import os,json;f=os.fdopen(int(os.environ['CODEBOLT_NOTIFY_FD']),'w');"
-            "[print(json.dumps({'kind':'progress','data':{'pct':p}}),file=f,flush=True) "
-            "for p in (10,50,100)];print('not json',file=f)")
+    code = (
+        "import os,json;f=os.fdopen(int(os.environ['CODEBOLT_NOTIFY_FD']),'w');"
+        "[print(json.dumps({'kind':'progress','data':{'pct':p}}),file=f,flush=True) "
+        "for p in (10,50,100)];print('not json',file=f)"
+    )
 
     async def main() -> list[Notification]:
         async with chain.client("a") as client:
@@ -186,8 +191,10 @@ def test_notify_fd_progress_arrives_upstream(chain: Cluster) -> None:
 
     notes = asyncio.run(main())
     assert [(n.node, n.kind, n.data) for n in notes] == [
-        ("d", "progress", {"pct": 10}), ("d", "progress", {"pct": 50}),
-        ("d", "progress", {"pct": 100})]
+        ("d", "progress", {"pct": 10}),
+        ("d", "progress", {"pct": 50}),
+        ("d", "progress", {"pct": 100}),
+    ]
 
 
 def test_stdin_round_trip_through_hops(chain: Cluster) -> None:
@@ -248,9 +255,12 @@ def test_dead_next_hop_is_unreachable_and_lost_link_is_peer_lost(make_cluster) -
 @pytest.mark.slow
 def test_mesh_cycle_terminates(make_cluster) -> None:  # type: ignore[no-untyped-def]
     # A bad route table sends "x" round the cycle a -> b -> c -> a forever, were it not for path.
-    cluster = make_cluster([("a", "b"), ("b", "c"), ("c", "a")],
-                           a={"routes": {"x": ["b"], "c": ["b"]}}, b={"routes": {"x": ["c"]}},
-                           c={"routes": {"x": ["a"]}})
+    cluster = make_cluster(
+        [("a", "b"), ("b", "c"), ("c", "a")],
+        a={"routes": {"x": ["b"], "c": ["b"]}},
+        b={"routes": {"x": ["c"]}},
+        c={"routes": {"x": ["a"]}},
+    )
 
     async def main() -> tuple[Failed, dict[str, bytes]]:
         async with cluster.client("a") as client:

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 from codebolt_topo.client import ExecHandle, Exit, Failed, Output, Started
-from codebolt_topo.node.testing import Cluster
+from codebolt_topo.testing import Cluster
 
 
 def seq_bytes(n: int) -> bytes:
     return b"".join(b"%d\n" % i for i in range(1, n + 1))
 
 
-async def collect(handle: ExecHandle, node: str,
-                  after_first: object = None) -> tuple[bytes, list[object]]:
+async def collect(
+    handle: ExecHandle, node: str, after_first: object = None
+) -> tuple[bytes, list[object]]:
     """stdout of ``node`` and every non-output event; ``after_first`` runs once, after the
     first output chunk (the moment tests break things)."""
     chunks: list[bytes] = []
@@ -107,8 +108,7 @@ def test_attach_from_a_new_client_continues_from_offsets(chain: Cluster) -> None
     assert [e.code for e in exits(events)] == [0]
 
 
-def test_duplicate_id_runs_once_and_other_payload_conflicts(chain: Cluster,
-                                                            tmp_path: Path) -> None:
+def test_duplicate_id_runs_once_and_other_payload_conflicts(chain: Cluster, tmp_path: Path) -> None:
     marker = tmp_path / "runs"
     script = f"echo run >> {marker}; echo hello"
     request_id = f"dup-{uuid.uuid4().hex}"
@@ -128,7 +128,8 @@ def test_duplicate_id_runs_once_and_other_payload_conflicts(chain: Cluster,
     assert marker.read_text() == "run\n"
     conflict = asyncio.run(run("echo other"))
     assert [(e.node, e.hop, e.code) for e in conflict if isinstance(e, Failed)] == [
-        ("c", "c", "conflict")]
+        ("c", "c", "conflict")
+    ]
     assert marker.read_text() == "run\n"
 
 
@@ -163,7 +164,7 @@ def test_retention_expiry_is_truncated_and_info_reports_jobs(make_cluster) -> No
             assert info["job_list"] == []
             assert info["jobs"] == 0
         async with cluster.client("a") as client:
-            failed = (await (await client.attach(handle.id, "b", {"stdout": 3})).result())
+            failed = await (await client.attach(handle.id, "b", {"stdout": 3})).result()
             (failure,) = failed.failures
             assert (failure.node, failure.hop, failure.code) == ("b", "b", "truncated")
             assert "'b'" in failure.message
@@ -195,7 +196,8 @@ def test_keepalive_reports_a_frozen_hop_and_the_job_survives(make_cluster) -> No
         os.kill(cluster.pids["b"], signal.SIGCONT)
         async with cluster.client("a") as client:
             rest, events = await collect(
-                await client.attach(handle.id, "c", {"stdout": len(head)}), "c")
+                await client.attach(handle.id, "c", {"stdout": len(head)}), "c"
+            )
         assert [e.code for e in exits(events)] == [0]
         return head + rest, detected
 
@@ -241,8 +243,7 @@ def test_slow_reader_pauses_the_child_without_stalling_other_jobs(make_cluster) 
                 assert isinstance(event, Output)
                 received += len(event.data)
                 await asyncio.sleep(0.3)
-            (job,) = (j for j in (await admin.info(detail=True))["job_list"]
-                      if j["id"] == slow.id)
+            (job,) = (j for j in (await admin.info(detail=True))["job_list"] if j["id"] == slow.id)
             assert job["paused"]
             assert job["stdout"] <= received + 2 * window
             started = time.monotonic()

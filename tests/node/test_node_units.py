@@ -11,32 +11,35 @@ from typing import Any
 import pytest
 
 from codebolt_topo.errors import ConfigError
-from codebolt_topo.node.auth import ADMIN, authenticate
-from codebolt_topo.node.config import PeerLink, RuntimeConfig, token_digest
-from codebolt_topo.node.executor import parse_signal
 from codebolt_topo.node.gateway import ExecutionGateway, GatewayError
 from codebolt_topo.node.hooks import NodeContext, hookimpl
+from codebolt_topo.node.jobs.executor import parse_signal
 from codebolt_topo.node.plugins import PluginHost, load_plugin_class
 from codebolt_topo.node.plugins.remote_execution import RemoteExecutionPlugin
 from codebolt_topo.node.router import Router, check_forward
-from codebolt_topo.node.testing import shortest_routes
+from codebolt_topo.node.security.auth import ADMIN, authenticate
+from codebolt_topo.testing import shortest_routes
+from codebolt_topo.wire.config import PeerLink, RuntimeConfig, token_digest
 
 ADMIN_DIGEST = token_digest("root")
 ACCEPT = {"a": token_digest("tok-a"), "c": token_digest("tok-c")}
 
 
-@pytest.mark.parametrize(("header", "principal"), [
-    ("Bearer root", ADMIN),
-    ("bearer root", ADMIN),
-    ("Bearer tok-a", "a"),
-    ("Bearer tok-c", "c"),
-    ("Bearer  tok-c ", "c"),
-    ("Bearer wrong", None),
-    ("Basic root", None),
-    ("Bearer ", None),
-    ("root", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "principal"),
+    [
+        ("Bearer root", ADMIN),
+        ("bearer root", ADMIN),
+        ("Bearer tok-a", "a"),
+        ("Bearer tok-c", "c"),
+        ("Bearer  tok-c ", "c"),
+        ("Bearer wrong", None),
+        ("Basic root", None),
+        ("Bearer ", None),
+        ("root", None),
+        (None, None),
+    ],
+)
 def test_authenticate(header: str | None, principal: str | None) -> None:
     assert authenticate(header, ADMIN_DIGEST, ACCEPT) == principal
 
@@ -58,8 +61,13 @@ def test_gateway_exclusive_claim() -> None:
 
 
 def context() -> NodeContext:
-    return NodeContext(name="b", topology="t", workspace=Path("."),
-                       execution_gateway=ExecutionGateway("b"), logger=logging.getLogger("t"))
+    return NodeContext(
+        name="b",
+        topology="t",
+        workspace=Path("."),
+        execution_gateway=ExecutionGateway("b"),
+        logger=logging.getLogger("t"),
+    )
 
 
 class Recorder:
@@ -86,6 +94,7 @@ def test_plugin_host_enables_reconfigures_disables() -> None:
         def factory() -> Recorder:
             made.append(Recorder())
             return made[-1]
+
         return factory
 
     host = PluginHost(context(), loader=loader)
@@ -131,10 +140,16 @@ def test_second_claimant_aborts_enable() -> None:
     assert ctx.execution_gateway.claimant == "someone-else"
 
 
-@pytest.mark.parametrize(("hops", "path", "code"), [
-    (1, [], None), (0, [], "hop-limit"), (-1, [], "hop-limit"), (3, ["a", "b"], "loop"),
-    (3, ["a"], None),
-])
+@pytest.mark.parametrize(
+    ("hops", "path", "code"),
+    [
+        (1, [], None),
+        (0, [], "hop-limit"),
+        (-1, [], "hop-limit"),
+        (3, ["a", "b"], "loop"),
+        (3, ["a"], None),
+    ],
+)
 def test_check_forward(hops: int, path: list[str], code: str | None) -> None:
     refused = check_forward("b", hops, path)
     assert (refused[0] if refused else None) == code
@@ -142,14 +157,16 @@ def test_check_forward(hops: int, path: list[str], code: str | None) -> None:
 
 def test_router_candidates_and_split() -> None:
     router = Router("a")
-    router.update(RuntimeConfig(peers={"b": PeerLink(url="ws://x", token="t"),
-                                       "c": PeerLink(url="ws://y", token="t")},
-                                routes={"d": ["b", "c"], "e": ["c"]}))
+    router.update(
+        RuntimeConfig(
+            peers={"b": PeerLink(url="ws://x", token="t"), "c": PeerLink(url="ws://y", token="t")},
+            routes={"d": ["b", "c"], "e": ["c"]},
+        )
+    )
     assert router.candidates("d") == ["b", "c"]
     assert router.candidates("b") == ["b"]  # a direct peer needs no route entry
     assert router.candidates("zz") == []
-    assert Router.split({"d": ["b", "c"], "e": ["c"], "b": ["b"]}) == {"b": ["d", "b"],
-                                                                       "c": ["e"]}
+    assert Router.split({"d": ["b", "c"], "e": ["c"], "b": ["b"]}) == {"b": ["d", "b"], "c": ["e"]}
 
 
 def test_router_update_reports_changed_peers() -> None:
@@ -189,18 +206,23 @@ class _Sink:
         pass
 
 
-@pytest.mark.parametrize("argv", [["sh", "-c", "head -c 3000000 /dev/zero; echo err >&2"],
-                                  ["sh", "-c", "sleep 5"]])
-def test_local_job_streams_big_output_and_closes_its_pipes(tmp_path: Path,
-                                                           argv: list[str]) -> None:
+@pytest.mark.parametrize(
+    "argv", [["sh", "-c", "head -c 3000000 /dev/zero; echo err >&2"], ["sh", "-c", "sleep 5"]]
+)
+def test_local_job_streams_big_output_and_closes_its_pipes(tmp_path: Path, argv: list[str]) -> None:
     import os
 
-    from codebolt_topo.node.executor import LocalJob
+    from codebolt_topo.node.jobs.executor import LocalJob
 
     async def main() -> tuple[_Sink, dict[str, object]]:
         sink = _Sink()
-        job = LocalJob(node="n", request={"id": "r", "argv": argv, "timeout": 0.3},
-                       base_env=dict(os.environ), workspace=tmp_path, sink=sink)
+        job = LocalJob(
+            node="n",
+            request={"id": "r", "argv": argv, "timeout": 0.3},
+            base_env=dict(os.environ),
+            workspace=tmp_path,
+            sink=sink,
+        )
         await job.start()
         return sink, await job.run()
 

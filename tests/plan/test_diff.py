@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+from codebolt_topo.model.observation import Observation
 from codebolt_topo.model.state import NodeState, State
 from codebolt_topo.model.topology import NodeSpec
 from codebolt_topo.plan.desired import DesiredNode
 from codebolt_topo.plan.diff import ActionKind, destroy_plan, diff
+from codebolt_topo.plan.reasons import Reason
 from codebolt_topo.plan.render import plan_as_json, plan_as_text
-from codebolt_topo.providers.base import Observation
 
 
 def _desired(
@@ -82,7 +83,7 @@ def test_added_node_creates_it_and_rewires_only_its_neighbour() -> None:
     kinds = {a.node: a.kind for a in plan.actions}
     assert kinds == {"c": ActionKind.CREATE, "b": ActionKind.UPDATE}
     update = next(a for a in plan.actions if a.node == "b")
-    assert "peers +c" in update.reasons
+    assert "peers +c" in update.messages
 
 
 def test_removed_node_is_deleted_and_its_source_rewired() -> None:
@@ -93,7 +94,7 @@ def test_removed_node_is_deleted_and_its_source_rewired() -> None:
         (ActionKind.UPDATE, "a"),
         (ActionKind.DELETE, "b"),
     ]
-    assert plan.actions[0].reasons == ("peers -b",)
+    assert plan.actions[0].messages == ("peers -b",)
 
 
 def test_launch_setting_change_replaces_with_the_reason() -> None:
@@ -102,17 +103,17 @@ def test_launch_setting_change_replaces_with_the_reason() -> None:
     plan = diff(after, _state(before), {"a": ALIVE, "b": ALIVE})
     replace = next(a for a in plan.actions if a.kind is ActionKind.REPLACE)
     assert replace.node == "b"
-    assert replace.reasons == ("port: (none) -> 4100",)
+    assert replace.messages == ("port: (none) -> 4100",)
     update = next(a for a in plan.actions if a.kind is ActionKind.UPDATE)
     assert update.node == "a"
-    assert update.reasons == ("peer endpoint changes: b",)
+    assert update.messages == ("peer endpoint changes: b",)
 
 
 def test_node_killed_out_of_band_shows_as_replace_with_drift_reason() -> None:
     desired = _chain()
     dead = Observation(alive=False, reason="process 1234 is gone")
     plan = diff(desired, _state(desired), {"a": ALIVE, "b": dead})
-    assert (plan.actions[0].kind, plan.actions[0].node, plan.actions[0].reasons) == (
+    assert (plan.actions[0].kind, plan.actions[0].node, plan.actions[0].messages) == (
         ActionKind.REPLACE,
         "b",
         ("drift: process 1234 is gone",),
@@ -135,7 +136,7 @@ def test_disabling_the_gateway_is_an_in_place_update() -> None:
         ),
     }
     plan = diff(after, _state(before), {"a": ALIVE, "b": ALIVE})
-    assert [(a.kind, a.node, a.reasons) for a in plan.actions] == [
+    assert [(a.kind, a.node, a.messages) for a in plan.actions] == [
         (ActionKind.UPDATE, "b", ("plugins -remote-execution",)),
     ]
 
@@ -167,12 +168,23 @@ def test_a_plan_prints_as_a_summary_not_its_every_action() -> None:
 def test_text_shows_every_kind_terraform_style_with_its_reasons() -> None:
     """Issue 2: ``+`` create, ``~`` update in place, ``-/+`` replace, ``-`` destroy, each
     followed by why, and a summary line."""
-    before = {"a": _desired("a", peers=("b", "c", "d")), "b": _desired("b", inbound=("a",)),
-              "c": _desired("c", inbound=("a",)), "d": _desired("d", inbound=("a",))}
+    before = {
+        "a": _desired("a", peers=("b", "c", "d")),
+        "b": _desired("b", inbound=("a",)),
+        "c": _desired("c", inbound=("a",)),
+        "d": _desired("d", inbound=("a",)),
+    }
     after = {
         "a": _desired("a", peers=("b", "c", "e")),
-        "b": DesiredNode(name="b", spec=NodeSpec(), workspace=None, peers=(), inbound=("a",),
-                         routes={}, plugins={}),
+        "b": DesiredNode(
+            name="b",
+            spec=NodeSpec(),
+            workspace=None,
+            peers=(),
+            inbound=("a",),
+            routes={},
+            plugins={},
+        ),
         "c": _desired("c", inbound=("a",), env={"X": "1"}),
         "e": _desired("e", inbound=("a",)),
     }
@@ -181,7 +193,7 @@ def test_text_shows_every_kind_terraform_style_with_its_reasons() -> None:
         "    + e  (local) create",
         "        gateway: remote-execution (accepts work from a)",
         "  -/+ c  (local) replace",
-        "        env: {} -> {'X': '1'}",
+        "        env.X: (none) -> (sensitive)",
         "        gateway: remote-execution (accepts work from a)",
         "    ~ a  (local) update in place",
         "        peers +e -d",
@@ -193,3 +205,45 @@ def test_text_shows_every_kind_terraform_style_with_its_reasons() -> None:
         "",
         "Plan: 1 to create, 2 to update, 1 to replace, 1 to destroy.",
     ]
+
+
+def test_reasons_are_structured_where_the_planner_compares_them() -> None:
+    """Issue 17, item 3: each reason carries its field, before and after (no prose to parse
+    back), and ``env`` values are marked sensitive, one reason per variable."""
+    before = _chain()
+    after = {
+        "a": _desired("a", peers=("b", "c")),
+        "b": _desired("b", inbound=("a",), port=4100, env={"KEY": "k1"}),
+        "c": _desired("c", inbound=("a",)),
+    }
+    plan = diff(after, _state(before), {"a": ALIVE, "b": ALIVE})
+    by_node = {action.node: action for action in plan.actions}
+    assert by_node["b"].reasons == (
+        Reason("port", None, 4100, "port: (none) -> 4100"),
+        Reason("env.KEY", None, "k1", "env.KEY: (none) -> 'k1'", sensitive=True),
+    )
+    peers = next(r for r in by_node["a"].reasons if r.field == "peers")
+    assert (peers.before, peers.after, peers.message) == (["b"], ["b", "c"], "peers +c")
+    assert by_node["a"].reasons[-1] == Reason(
+        "peers.endpoint", None, ["b"], "peer endpoint changes: b"
+    )
+
+
+def test_renderers_mask_sensitive_values_unless_asked() -> None:
+    before = _chain()
+    after = {**before, "b": _desired("b", inbound=("a",), env={"KEY": "k1"})}
+    plan = diff(after, _state(before), {"a": ALIVE, "b": ALIVE})
+    assert "env.KEY: (none) -> (sensitive)" in plan_as_text(plan)
+    assert "k1" not in plan_as_text(plan)
+    assert "env.KEY: (none) -> 'k1'" in plan_as_text(plan, show_sensitive=True)
+    [masked] = plan_as_json(plan)["actions"][0]["reasons"]
+    assert masked == {
+        "field": "env.KEY",
+        "before": None,
+        "after": "(sensitive)",
+        "message": "env.KEY: (none) -> (sensitive)",
+    }
+    [shown] = plan_as_json(plan, show_sensitive=True)["actions"][0]["reasons"]
+    assert (shown["after"], shown["message"]) == ("k1", "env.KEY: (none) -> 'k1'")
+    assert plan.masked().actions[0].messages == ("env.KEY: (none) -> (sensitive)",)
+    assert plan.actions[0].messages == ("env.KEY: (none) -> 'k1'",)

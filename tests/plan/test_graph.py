@@ -12,9 +12,14 @@ from codebolt_topo.plan.shapes import expand_edges
 
 
 def graph(*edges: Any, nodes: str = "abcdefg", entry: str | None = None) -> TopologyGraph:
-    topology = Topology.model_validate({
-        "name": "t", "nodes": {name: {} for name in nodes}, "edges": list(edges), "entry": entry,
-    })
+    topology = Topology.model_validate(
+        {
+            "name": "t",
+            "nodes": {name: {} for name in nodes},
+            "edges": list(edges),
+            "entry": entry,
+        }
+    )
     return TopologyGraph(topology, expand_edges(topology))
 
 
@@ -60,8 +65,7 @@ def test_routes_on_a_chain() -> None:
 
 def test_routes_on_a_tree() -> None:
     routes = graph(TREE).routes()
-    assert routes["a"] == {"b": ["b"], "c": ["c"], "d": ["b"], "e": ["b"], "f": ["c"],
-                           "g": ["c"]}
+    assert routes["a"] == {"b": ["b"], "c": ["c"], "d": ["b"], "e": ["b"], "f": ["c"], "g": ["c"]}
     assert routes["b"] == {"d": ["d"], "e": ["e"]}
     assert routes["d"] == {}
 
@@ -92,8 +96,10 @@ def test_routes_in_cyclic_graphs_always_get_closer(edges: tuple[Any, ...]) -> No
     for source, table in routes.items():
         for dest, hops in table.items():
             assert hops
-            assert all(g.hops(hop, dest) == g.hops(source, dest) - 1  # type: ignore[operator]
-                       for hop in hops)
+            assert all(
+                g.hops(hop, dest) == g.hops(source, dest) - 1  # type: ignore[operator]
+                for hop in hops
+            )
     _walk_all(g, routes)
 
 
@@ -103,7 +109,9 @@ def test_routes_with_fallback_append_other_ways_round() -> None:
     assert g.routes(fallback=True)["a"]["b"] == ["b", "d"]
     assert g.routes(fallback=True)["a"]["c"] == ["b", "d"]
     assert graph(LINEAR, nodes="abcd").routes(fallback=True)["a"] == {
-        "b": ["b"], "c": ["b"], "d": ["b"],
+        "b": ["b"],
+        "c": ["b"],
+        "d": ["b"],
     }
 
 
@@ -145,10 +153,18 @@ def _reference_routes(g: TopologyGraph) -> dict[str, dict[str, list[str]]]:
     import networkx as nx
 
     distance = dict(nx.all_pairs_shortest_path_length(g.graph))
-    return {node: {dest: [hop for hop in g.successors(node)
-                          if distance[hop].get(dest) == distance[node][dest] - 1]
-                   for dest in g.nodes if dest in distance[node] and dest != node}
-            for node in g.nodes}
+    return {
+        node: {
+            dest: [
+                hop
+                for hop in g.successors(node)
+                if distance[hop].get(dest) == distance[node][dest] - 1
+            ]
+            for dest in g.nodes
+            if dest in distance[node] and dest != node
+        }
+        for node in g.nodes
+    }
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -159,15 +175,22 @@ def test_routes_match_all_pairs_shortest_paths_on_random_graphs(seed: int) -> No
     names = [f"n{i}" for i in range(rng.randint(2, 25))]
     edges = [f"{rng.choice(names)} -> {rng.choice(names)}" for _ in range(rng.randint(1, 60))]
     edges = [e for e in edges if e.split(" -> ")[0] != e.split(" -> ")[1]] or ["n0 -> n1"]
-    topology = Topology.model_validate({"name": "t", "nodes": {n: {} for n in names},
-                                        "edges": edges})
+    topology = Topology.model_validate(
+        {"name": "t", "nodes": {n: {} for n in names}, "edges": edges}
+    )
     g = TopologyGraph(topology, expand_edges(topology))
     assert g.routes() == _reference_routes(g)
     import networkx as nx
 
     condensed = nx.condensation(g.graph)
-    expected = sorted((min(condensed.nodes[c]["members"], key=g.order.__getitem__)
-                       for c in condensed if condensed.in_degree(c) == 0), key=g.order.__getitem__)
+    expected = sorted(
+        (
+            min(condensed.nodes[c]["members"], key=g.order.__getitem__)
+            for c in condensed
+            if condensed.in_degree(c) == 0
+        ),
+        key=g.order.__getitem__,
+    )
     assert g.entries() == expected
     for node in names[:3]:
         assert g.reachable_from(node) == g._sorted(nx.descendants(g.graph, node))
@@ -179,10 +202,12 @@ def test_validate_and_plan_never_import_networkx(tmp_path: Any) -> None:
 
     path = tmp_path / "topology.yaml"
     path.write_text("name: t\nnodes: {a: {}, b: {}, c: {}}\nedges: [{linear: [a, b, c]}]\n")
-    code = ("import sys; from pathlib import Path; from codebolt_topo.plan.validate import "
-            "validate_file; from codebolt_topo.plan.desired import desired_nodes; "
-            f"d = desired_nodes(validate_file(Path({str(path)!r}))); d['a'].routes; "
-            "print('networkx' in sys.modules)")
+    code = (
+        "import sys; from pathlib import Path; from codebolt_topo.plan.validate import "
+        "validate_file; from codebolt_topo.plan.desired import desired_nodes; "
+        f"d = desired_nodes(validate_file(Path({str(path)!r}))); d['a'].routes; "
+        "print('networkx' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -191,7 +216,7 @@ def test_validate_and_plan_never_import_networkx(tmp_path: Any) -> None:
 def test_lazy_wiring_equals_the_eager_computation(seed: int, tmp_path: Any) -> None:
     import random
 
-    from codebolt_topo.node.principals import upstream_sets
+    from codebolt_topo.node.security.principals import upstream_sets
     from codebolt_topo.plan.desired import desired_nodes
     from codebolt_topo.plan.validate import validate_file
 
@@ -200,8 +225,10 @@ def test_lazy_wiring_equals_the_eager_computation(seed: int, tmp_path: Any) -> N
     pairs = {(rng.choice(names), rng.choice(names)) for _ in range(rng.randint(2, 30))}
     edges = [f"{a} -> {b}" for a, b in sorted(pairs) if a != b] or ["n0 -> n1"]
     path = tmp_path / "topology.yaml"
-    path.write_text("name: t\nnodes: {" + ", ".join(f"{n}: {{}}" for n in names) + "}\n"
-                    "edges: [" + ", ".join(f'"{e}"' for e in edges) + "]\n")
+    path.write_text(
+        "name: t\nnodes: {" + ", ".join(f"{n}: {{}}" for n in names) + "}\n"
+        "edges: [" + ", ".join(f'"{e}"' for e in edges) + "]\n"
+    )
     validated = validate_file(path)
     desired = desired_nodes(validated)
     eager = upstream_sets(validated.graph.edges())

@@ -16,8 +16,9 @@ from codebolt_topo.plan.validate import ValidatedTopology, shape_problem, valida
 
 
 def validate(text: str) -> ValidatedTopology:
-    return validate_file(Path("topology.yaml"), textwrap.dedent(text).lstrip("\n"),
-                         providers=["local", "docker"])
+    return validate_file(
+        Path("topology.yaml"), textwrap.dedent(text).lstrip("\n"), providers=["local", "docker"]
+    )
 
 
 def errors(text: str) -> list[str]:
@@ -76,13 +77,16 @@ def test_a_refused_file_reports_only_what_its_well_formed_parts_show() -> None:
 
 def test_a_refused_file_is_not_checked_for_reach_shape_or_ports() -> None:
     """Those need the whole valid topology: a left-out edge would make a node look unreachable."""
-    assert [issue.split(": ")[1] for issue in errors("""
+    assert [
+        issue.split(": ")[1]
+        for issue in errors("""
         name: t
         shape: linear
         entry: a
         nodes: {a: {port: 4000}, b: {port: 4000, provder: local}, c: {}}
         edges: [a -> b, b - c]
-    """)] == ["nodes.b.provder", "edges[1]"]
+    """)
+    ] == ["nodes.b.provder", "edges[1]"]
 
 
 def test_unknown_nodes_in_every_edge_form() -> None:
@@ -146,9 +150,25 @@ def test_local_port_clash_ignores_host() -> None:
     ]
 
 
-def test_ports_of_other_providers_do_not_clash() -> None:
-    validate("name: t\nnodes:\n  a: {port: 3100, provider: docker}\n"
-             "  b: {port: 3100, provider: docker}\n  c: {port: 3100}\n")
+def test_ports_published_on_this_machine_clash_too() -> None:
+    # Docker publishes an explicit port on 127.0.0.1 here: it was accepted, then the engine
+    # refused the second container at apply.
+    found = errors(
+        "name: t\nnodes:\n  a: {port: 3100, provider: docker}\n"
+        "  b: {port: 3100, provider: docker}\n  c: {port: 3100}\n"
+    )
+    assert [issue.split(": ", 2)[1:] for issue in found] == [
+        ["nodes.b.port", "port 3100 is already used by node 'a' (docker nodes share one machine)"],
+        ["nodes.c.port", "port 3100 is already used by node 'a' (local nodes share one machine)"],
+    ]
+
+
+def test_ports_of_nodes_on_other_machines_do_not_clash() -> None:
+    text = (
+        "name: t\nnodes:\n  a: {port: 3100, provider: e2b}\n  b: {port: 3100, provider: e2b}\n"
+        "  c: {port: 3100}\n"
+    )
+    validate_file(Path("topology.yaml"), text, providers=["local", "e2b"])
 
 
 def test_all_graph_issues_at_once_sorted_by_line() -> None:
@@ -163,7 +183,9 @@ def test_all_graph_issues_at_once_sorted_by_line() -> None:
           - a -> zz
     """)
     assert [issue.split(": ")[0] for issue in found] == [
-        "topology.yaml:5:13", "topology.yaml:7:5", "topology.yaml:8:5",
+        "topology.yaml:5:13",
+        "topology.yaml:7:5",
+        "topology.yaml:8:5",
     ]
 
 
@@ -173,9 +195,7 @@ def test_declared_shape_mismatch_is_located_at_shape() -> None:
         shape: tree
         nodes: {a: , b: , c: , d: }
         edges: ['a -> b', 'a -> c', 'b -> d', 'c -> d']
-    """) == [
-        "topology.yaml:2:8: shape: declared shape 'tree' but node 'd' has two parents (b, c)"
-    ]
+    """) == ["topology.yaml:2:8: shape: declared shape 'tree' but node 'd' has two parents (b, c)"]
 
 
 def problem(shape: str, *edges: Any, nodes: str = "abcd") -> str | None:
@@ -211,8 +231,11 @@ def test_shapes_that_match(shape: str, edges: list[Any]) -> None:
         ("linear", ["a -> b -> c -> d -> a"], "the edges form a cycle (a -> b -> c -> d -> a)"),
         ("linear", ["a -> b", "c <-> d"], "node 'c' is not on the chain that starts at 'a'"),
         ("linear", [], "there are no edges"),
-        ("fan-out", ["a -> b", "a -> c", "b -> d"],
-         "two nodes send work (a, b); in a fan-out only the root does"),
+        (
+            "fan-out",
+            ["a -> b", "a -> c", "b -> d"],
+            "two nodes send work (a, b); in a fan-out only the root does",
+        ),
         ("fan-out", ["a -> b", "a -> c"], "root 'a' has no edge to d"),
         ("tree", ["a -> b", "c -> d"], "it has two roots (a, c); a tree has one"),
         ("tree", ["a -> b", "c <-> d"], "the edges form a cycle (c -> d -> c)"),
@@ -222,8 +245,11 @@ def test_shapes_that_match(shape: str, edges: list[Any]) -> None:
         ("mesh", ["a <-> b", "c <-> d"], "node 'a' cannot reach node 'c'"),
         ("hub", ["a -> b", "c -> d"], "no node is on every edge (a -> b and c -> d share no node)"),
         ("hub", ["a -> b -> c -> a"], "no node is on every edge"),
-        ("hub", ["b -> a", "a -> b", "a -> c", "a -> d"],
-         "node 'b' both sends work to and receives work from hub 'a'"),
+        (
+            "hub",
+            ["b -> a", "a -> b", "a -> c", "a -> d"],
+            "node 'b' both sends work to and receives work from hub 'a'",
+        ),
         ("hub", ["b -> a", "a -> c"], "node 'd' is not connected to hub 'a'"),
     ],
 )
@@ -249,7 +275,8 @@ def test_containers_cannot_send_work_to_unreachable_local_nodes() -> None:
     assert found == [
         "topology.yaml:5:9: nodes.home.host: node 'home' listens on 127.0.0.1, which docker node "
         "'box' cannot reach (edge box -> home); set host: 0.0.0.0 (every connection still needs "
-        "a token) or the Docker bridge's address",
+        "a token) or the Docker bridge's address, or let 'home' dial the container "
+        "(dial: receiver)",
         "topology.yaml:7:35: edges[2]: edge jail -> open: sandbox node 'jail' cannot send work "
         "to a node on this machine (its network reaches only the topology's containers); "
         "reverse the edge or make the target a docker node",
@@ -260,7 +287,62 @@ def test_containers_cannot_send_work_to_unreachable_local_nodes() -> None:
 def test_cycles_outside_meshes_are_allowed(declared: str) -> None:
     """Issue 2: a cycle is not an error unless a declared shape rules it out; the routes
     (checked in test_graph) only ever step closer, so a request cannot loop on it."""
-    validated = validate(f"name: t\n{declared}nodes: {{a: , b: , c: , d: }}\n"
-                         "edges: ['a -> b -> c -> a', 'c -> d']\n")
+    validated = validate(
+        f"name: t\n{declared}nodes: {{a: , b: , c: , d: }}\nedges: ['a -> b -> c -> a', 'c -> d']\n"
+    )
     assert validated.graph.hops("a", "d") == 3
     assert validated.graph.routes()["b"]["a"] == ["c"]
+
+
+def test_sandboxes_refuse_host_directory_mounts_at_the_line() -> None:
+    found = errors("""
+        name: t
+        nodes:
+          s:
+            provider: docker
+            sandbox: true
+            volumes:
+              - cache:/cache
+              - /run:/hostrun:ro
+              - ./data:/data
+          box: {provider: docker, volumes: ["/run:/hostrun:ro"]}
+    """)
+    assert found == [
+        "topology.yaml:8:9: nodes.s.volumes[1]: sandbox node 's' may not mount host directory "
+        "'/run'; use a named volume (NAME:/path) or drop sandbox: true",
+        "topology.yaml:9:9: nodes.s.volumes[2]: sandbox node 's' may not mount host directory "
+        "'./data'; use a named volume (NAME:/path) or drop sandbox: true",
+    ]
+
+
+def test_an_edge_into_a_node_that_refuses_work_is_refused_at_the_edge() -> None:
+    """Issue 17: ``x`` switched remote-execution off; an edge into it planned "sends work to: x"
+    and every exec of x then failed with gateway-inactive. Every form of edge is located."""
+    assert errors("""
+        name: t
+        nodes:
+          a: {}
+          b: {}
+          x: {plugins: {remote-execution: false}}
+        edges:
+          - a -> b
+          - {fan-out: {root: a, leaves: [x]}}
+          - {from: b, to: x}
+          - x -> a
+    """) == [
+        "topology.yaml:8:15: edges[1].fan-out: edge a -> x sends work to node 'x', which "
+        "refuses work from peers (plugins: {remote-execution: false}); hint: drop the edge, or "
+        "remove remote-execution: false from 'x' so it accepts the work",
+        "topology.yaml:9:5: edges[2]: edge b -> x sends work to node 'x', which refuses work "
+        "from peers (plugins: {remote-execution: false}); hint: drop the edge, or remove "
+        "remote-execution: false from 'x' so it accepts the work",
+    ]
+    # sending work from it is fine, and so is a node with the gateway on explicitly
+    validate("""
+        name: t
+        nodes:
+          a: {}
+          x: {plugins: {remote-execution: false}}
+          y: {plugins: {remote-execution: true}}
+        edges: [x -> a, a -> y]
+    """)

@@ -58,8 +58,9 @@ class Net:
 
     def files(self, node: str) -> dict[str, str]:
         root = self.workspace(node)
-        return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
-                if p.is_file()}
+        return {
+            str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()
+        }
 
     def snapshot(self, node: str, thread: str, run: str = "r", name: str = "") -> dict[str, Any]:
         infos = asyncio.run(snapshot_nodes(self.path, [node], "obj", thread, run, name=name))
@@ -123,7 +124,9 @@ def test_chain_carries_history_onward(net: Net) -> None:
     info = net.snapshot("a", "chain")
     report = net.sync("a->b", "b->c")
     assert [(t.transfer.source, t.transfer.receiver) for t in report.transfers] == [
-        ("a", "b"), ("b", "c")]
+        ("a", "b"),
+        ("b", "c"),
+    ]
     assert all("chain" in t.created for t in report.transfers)
     net.call("c", "restore", info["snapshot_id"], "--force")
     assert net.files("c")["chain.txt"] == "carried\n"
@@ -140,9 +143,11 @@ def test_both_keeps_diverged_threads_side_by_side_and_carries_copies(net: Net) -
     report = net.sync("a->d")
     assert [t.diverged for t in report.transfers] == [["dv"], ["dv"]]
     assert sorted(_threads(net.call("a", "log"), "dv"), key=str) == sorted(
-        [(None, ours["commit"]), ("d", theirs["commit"])], key=str)
+        [(None, ours["commit"]), ("d", theirs["commit"])], key=str
+    )
     assert sorted(_threads(net.call("d", "log"), "dv"), key=str) == sorted(
-        [(None, theirs["commit"]), ("a", ours["commit"])], key=str)
+        [(None, theirs["commit"]), ("a", ours["commit"])], key=str
+    )
     net.sync("a->b")  # a's side-by-side copy of d's work travels on, still namespaced by d
     assert ("d", theirs["commit"]) in _threads(net.call("b", "log"), "dv")
 
@@ -156,17 +161,39 @@ def test_unknown_or_non_syncing_edges_are_refused(net: Net) -> None:
 
 def test_exec_snapshots_around_the_command_and_cli_sync(net: Net) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "codebolt_topo.cli.main", *args],
-                              cwd=net.path.parent, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "codebolt_topo.cli.main", *args],
+            cwd=net.path.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    done = cli("exec", "topology.yaml", "b", "--snapshot", "both", "--objective", "o",
-               "--thread", "ex", "--run", "r1", "--", "sh", "-c", "echo ran > out.txt; exit 3")
+    done = cli(
+        "exec",
+        "topology.yaml",
+        "b",
+        "--snapshot",
+        "both",
+        "--objective",
+        "o",
+        "--thread",
+        "ex",
+        "--run",
+        "r1",
+        "--",
+        "sh",
+        "-c",
+        "echo ran > out.txt; exit 3",
+    )
     assert done.returncode == 3, done.stderr
     assert done.stderr.count("[b] snapshot ") == 2
     [thread] = [t for o in net.call("b", "log") for t in o["threads"] if t["id"] == "ex"]
     names = [s["name"] for s in thread["runs"][0]["snapshots"]]
-    assert names == ["before: sh -c 'echo ran > out.txt; exit 3'",
-                     "after: sh -c 'echo ran > out.txt; exit 3' (exit 3)"]
+    assert names == [
+        "before: sh -c 'echo ran > out.txt; exit 3'",
+        "after: sh -c 'echo ran > out.txt; exit 3' (exit 3)",
+    ]
     synced = cli("sync", "topology.yaml", "b->c")
     assert synced.returncode == 0, synced.stderr
     assert "b->c push b => c:" in synced.stdout
@@ -178,15 +205,33 @@ def test_exec_snapshots_around_the_command_and_cli_sync(net: Net) -> None:
 
 def test_cli_narrative_commands_on_nodes(net: Net) -> None:
     """snapshot, export (bundle and tar.gz), import, restore and log with --node, by hand."""
+
     def cli(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "codebolt_topo.cli.main", "narrative", *args],
-                              cwd=net.path.parent, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "codebolt_topo.cli.main", "narrative", *args],
+            cwd=net.path.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     net.write("a", {"cli/notes.txt": "by hand\n"})
-    made = cli("snapshot", "--node", "a", "--objective", "obj", "--thread", "cli", "--run", "r",
-               "--name", "manual", "--json")
+    made = cli(
+        "snapshot",
+        "--node",
+        "a",
+        "--objective",
+        "obj",
+        "--thread",
+        "cli",
+        "--run",
+        "r",
+        "--name",
+        "manual",
+        "--json",
+    )
     snapshot_id = json.loads(made)["snapshot_id"]
     bundle, tgz = net.path.parent / "cli.bundle", net.path.parent / "cli.tgz"
     cli("export", "--node", "a", "--thread", "cli", "-o", str(bundle))

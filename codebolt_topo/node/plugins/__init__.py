@@ -1,7 +1,7 @@
 """Loading node plugins by name through entry points and keeping pluggy in step with config.
 
 :class:`PluginHost` owns the node's :class:`pluggy.PluginManager`. :meth:`PluginHost.apply` takes
-the ``plugins`` mapping of a :class:`~codebolt_topo.node.config.RuntimeConfig` and enables,
+the ``plugins`` mapping of a :class:`~codebolt_topo.wire.config.RuntimeConfig` and enables,
 re-configures and disables plugins so that the registered set equals it. Classes are imported
 only when first enabled, so a node that runs no plugin imports none.
 """
@@ -37,8 +37,11 @@ def load_plugin_class(name: str) -> Callable[[], object]:
 class PluginHost:
     """The plugin manager of one node plus the enabled set and its settings."""
 
-    def __init__(self, context: NodeContext,
-                 loader: Callable[[str], Callable[[], object]] = load_plugin_class) -> None:
+    def __init__(
+        self,
+        context: NodeContext,
+        loader: Callable[[str], Callable[[], object]] = load_plugin_class,
+    ) -> None:
         self.context = context
         self._loader = loader
         self._factories: dict[str, Callable[[], object]] = {}
@@ -69,7 +72,8 @@ class PluginHost:
             elif self._settings[name] != settings:
                 self._settings[name] = dict(settings)
                 self._only(name, "codebolt_node_settings")(
-                    node=self.context, name=name, settings=dict(settings))
+                    node=self.context, name=name, settings=dict(settings)
+                )
 
     def close(self) -> None:
         """Disable every plugin (the node is stopping)."""
@@ -84,8 +88,9 @@ class PluginHost:
         plugin = self._factories[name]()
         self.manager.register(plugin, name=name)
         try:
-            self._only(name, "codebolt_node_enable")(node=self.context, name=name,
-                                                     settings=settings)
+            self._only(name, "codebolt_node_enable")(
+                node=self.context, name=name, settings=settings
+            )
         except Exception:
             self.manager.unregister(name=name)
             raise

@@ -1,0 +1,255 @@
+"""``codebolt exec`` through the topology's warm broker (cli/broker_client.py, cli/broker.py).
+
+Every other CLI test that runs ``exec`` twice on one topology already goes through the broker
+the second time, so the output, prefixes and exit codes they assert hold for both paths. Here:
+that a warm exec imports only the standard library, that the broker serves what it should and
+refuses what it must, that Ctrl-C and a killed caller cancel the job, that a slow reader stalls
+only its own request, and that the broker goes away with the topology.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_helpers import applied_through_the_cli, codebolt
+
+from codebolt_topo.cli.broker_client import broker_dir, broker_socket
+
+pytestmark = pytest.mark.slow
+
+TOPOLOGY = """\
+name: brokered
+nodes: {a: {}, b: {}, c: {}}
+edges: [a -> b -> c]
+"""
+
+MODULES = """
+import json, sys
+from codebolt_topo.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def broker_of(directory: Path) -> Path:
+    return broker_socket(str((directory / "topology.yaml").absolute()))
+
+
+def warm(directory: Path) -> None:
+    """Run one exec (it starts the broker) and wait until the broker answers."""
+    codebolt("exec", "a", "--", "true", cwd=directory)
+    deadline = time.monotonic() + 30
+    while not broker_of(directory).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert broker_of(directory).exists(), "no broker started"
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with applied_through_the_cli(tmp_path_factory, "brokered", TOPOLOGY) as directory:
+        warm(directory)
+        yield directory
+
+
+def run_with_modules(directory: Path, *args: str) -> tuple[int, list[str], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES, *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input="",
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    return report["code"], report["modules"], done.stdout
+
+
+def test_a_warm_exec_imports_only_the_standard_library(applied: Path) -> None:
+    code, modules, stdout = run_with_modules(applied, "exec", "c", "--", "echo", "hi")
+    assert (code, stdout) == (0, "hi\n")
+    ours = sorted(m for m in modules if m.startswith("codebolt_topo"))
+    assert ours == [
+        "codebolt_topo",
+        "codebolt_topo.cli",
+        "codebolt_topo.cli.broker_client",
+        "codebolt_topo.cli.main",
+        "codebolt_topo.rundir",
+    ]
+    heavy = {
+        "typer",
+        "click",
+        "pydantic",
+        "pydantic_core",
+        "asyncio",
+        "websockets",
+        "rich",
+        "ruamel",
+        "networkx",
+        "subprocess",
+    }
+    assert heavy.isdisjoint(m.split(".")[0] for m in modules)
+
+
+def test_what_the_broker_cannot_serve_takes_the_full_path(applied: Path) -> None:
+    code, modules, _ = run_with_modules(applied, "exec", "--requires", "python", "--", "true")
+    assert code == 0
+    assert "typer" in modules  # --requires asks the nodes: the full path's job
+    code, modules, _ = run_with_modules(applied, "exec", "--no-broker", "c", "--", "true")
+    assert (code, "typer" in modules) == (0, True)
+
+
+CASES = [
+    ("b,c", "--", "sh", "-c", "echo at $CODEBOLT_NODE"),
+    ("c", "--", "sh", "-c", "echo out; echo err >&2; exit 7"),
+    ("zz", "--", "true"),
+    ("--from", "b", "a", "--", "true"),
+    ("--timeout", "0.3", "c", "--", "sleep", "30"),
+    ("--all", "--shell", "--", "echo all on $CODEBOLT_NODE"),
+    ("c", "--", "definitely-not-a-command"),
+]
+
+
+@pytest.mark.parametrize("args", CASES, ids=[" ".join(case) for case in CASES])
+def test_the_broker_answers_like_the_full_path(applied: Path, args: tuple[str, ...]) -> None:
+    def outcome(env: dict[str, str]) -> tuple[int, list[str], list[str]]:
+        done = codebolt("exec", *args, cwd=applied, env=env)
+        errors = re.sub(r"pid \d+", "pid N", done.stderr)  # each run starts new processes
+        return done.returncode, sorted(done.stdout.splitlines()), sorted(errors.splitlines())
+
+    assert outcome({}) == outcome({"CODEBOLT_BROKER": "0"})
+
+
+def test_stdin_reaches_the_command_through_the_broker(applied: Path) -> None:
+    piped = subprocess.run(
+        [sys.executable, "-m", "codebolt_topo.cli.main", "exec", "--stdin", "c", "--", "wc", "-c"],
+        cwd=applied,
+        input=b"x" * 100_000,
+        capture_output=True,
+        timeout=60,
+    )
+    assert piped.stdout.strip() == b"100000"
+
+
+def _running(directory: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "codebolt_topo.cli.main", "exec", *args],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _marker_alive(marker: str) -> bool:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _gone(marker: str, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while _marker_alive(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _marker_alive(marker)
+
+
+def test_ctrl_c_and_a_killed_caller_cancel_the_job(applied: Path) -> None:
+    with _running(applied, "c", "--", "sh", "-c", "echo up; sleep 31.5") as interrupted:
+        assert interrupted.stdout is not None
+        assert interrupted.stdout.readline() == b"up\n"
+        interrupted.send_signal(signal.SIGINT)
+        assert interrupted.wait(20) == 128 + signal.SIGTERM
+    assert _gone("sleep 31.5")
+
+    with _running(applied, "c", "--", "sh", "-c", "echo up; sleep 32.5") as killed:
+        assert killed.stdout is not None
+        assert killed.stdout.readline() == b"up\n"
+        killed.kill()
+        killed.wait()
+    assert _gone("sleep 32.5")
+
+
+def test_a_slow_reader_stalls_only_its_own_request(applied: Path) -> None:
+    with _running(applied, "c", "--", "sh", "-c", "yes flood | head -c 200000000") as flood:
+        try:
+            time.sleep(1.0)  # its pipe to us is full: nobody reads it
+            started = time.monotonic()
+            other = codebolt("exec", "b", "--", "echo", "still served", cwd=applied)
+            assert other.stdout == "still served\n"
+            assert time.monotonic() - started < 30  # a bound on a hang, not a speed figure
+        finally:
+            flood.kill()
+
+
+def test_the_socket_directory_must_be_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "runtime"
+    (runtime / "codebolt").mkdir(parents=True)
+    (runtime / "codebolt").chmod(0o755)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    with pytest.raises(PermissionError, match="not a private directory"):
+        broker_dir()
+
+
+def test_destroy_stops_the_broker(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with applied_through_the_cli(tmp_path_factory, "short-lived", TOPOLOGY) as directory:
+        warm(directory)
+        socket_path = broker_of(directory)
+    deadline = time.monotonic() + 10
+    while socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not socket_path.exists()
+
+
+def _comparable(text: str) -> str:
+    """A status table with what changes between two looks (heartbeat, age, widths) left out."""
+    text = re.sub(r"\d+\.\d ms|\d+(?:\.\d)?[smh] ago", "T", text)
+    return "\n".join(
+        " ".join(re.split(r"[\s│┃┏┓┗┛┡┩└┘┳╇┴━─]+", line)) for line in text.splitlines()
+    )
+
+
+def test_a_warm_status_shows_what_the_full_path_does_importing_the_standard_library(
+    applied: Path,
+) -> None:
+    """Off a terminal, status goes through the broker, which keeps its heartbeat connections
+    open between calls; the table is the full path's, and the caller imports nothing else."""
+    code, modules, through_broker = run_with_modules(applied, "status")
+    assert code == 0
+    ours = sorted(m for m in modules if m.startswith("codebolt_topo"))
+    assert ours == [
+        "codebolt_topo",
+        "codebolt_topo.cli",
+        "codebolt_topo.cli.broker_client",
+        "codebolt_topo.cli.main",
+        "codebolt_topo.rundir",
+    ]
+    assert {"typer", "pydantic", "asyncio", "websockets", "rich"}.isdisjoint(
+        m.split(".")[0] for m in modules
+    )
+    full = codebolt("status", cwd=applied, env={"CODEBOLT_BROKER": "0"})
+    assert full.returncode == 0, full.stderr
+    assert _comparable(through_broker) == _comparable(full.stdout)
+    assert "RUNNING" in through_broker
+    assert " c " in _comparable(through_broker)
+
+
+def test_status_with_an_option_takes_the_full_path(applied: Path) -> None:
+    code, modules, stdout = run_with_modules(applied, "status", "--json")
+    assert (code, "typer" in modules) == (0, True)
+    assert {node["name"] for node in json.loads(stdout)["nodes"]} == {"a", "b", "c"}
