@@ -6,7 +6,11 @@ and a real registry through which the workers get the node image.
   machine) and left again at the end; a swarm found active is used and left as found.
 * Each worker is a container of Debian's ``docker.io`` on the project's debootstrapped base
   (``worker/``), with every capability this host lets a container have (``--privileged`` is
-  refused where the bounding set lacks one); worker 1 carries the label ``codebolt.gpu=true``.
+  refused where the bounding set lacks one); worker 1 carries the label ``codebolt.gpu=true``,
+  worker 2 ``codebolt.zone=b`` and the manager ``codebolt.zone=a`` (removed again at the end),
+  so a test can say where each node must run: Swarm balances one service's tasks over the
+  machines, but not services created together (its counts lag), so six one-task services may
+  share two machines.
 * The registry is Debian's ``docker-registry`` (distribution), run by the tests on the bridge's
   gateway with a throwaway CA: the manager pushes the node image to it and every worker pulls
   it from there when a task lands on it. The CA goes to ``/etc/docker/certs.d/<registry>/``
@@ -40,6 +44,8 @@ WORKER_DIR = Path(__file__).resolve().parent / "worker"
 BASE_IMAGE = "codebolt-base:bookworm-2"  # scripts/build-node-image.sh
 WORKER_LABEL = "org.codebolt.test"
 WORKER_KIND = "swarm-worker"
+#: The manager's zone label (the workers' are set as they join).
+MANAGER_ZONE = "codebolt.zone"
 LOCK = Path(tempfile.gettempdir()) / "codebolt-swarm-tests.lock"
 CERTS_D = Path("/etc/docker/certs.d")
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -268,6 +274,7 @@ class SwarmCluster:
     registry: Registry
     workers: list[Worker] = field(default_factory=list)
     initialised: bool = False
+    manager_labels_before: dict[str, str | None] = field(default_factory=dict)
 
     def worker(self, name: str) -> Worker:
         return next(w for w in self.workers if w.name == name)
@@ -319,6 +326,17 @@ class SwarmCluster:
             node.update(spec)
         self.workers.append(worker)
         return worker
+
+    def label_manager(self, labels: dict[str, str | None]) -> dict[str, str | None]:
+        """Set (or, with None, remove) labels of the manager's swarm node; returns what they
+        were (None: absent), for putting them back."""
+        node = client().nodes.get(client().info()["Swarm"]["NodeID"])
+        spec = dict(node.attrs["Spec"])
+        before = spec.get("Labels") or {}
+        merged = {**before, **labels}
+        spec["Labels"] = {key: value for key, value in merged.items() if value is not None}
+        node.update(spec)
+        return {key: before.get(key) for key in labels}
 
     def set_availability(self, worker: Worker, availability: str) -> None:
         node = client().nodes.get(worker.node_id)
@@ -393,6 +411,7 @@ def running_cluster(node_image: str) -> Iterator[SwarmCluster]:
             image = worker_image()
             cluster.start_worker("codebolt-swarm-w1", image, {"codebolt.gpu": "true"})
             cluster.start_worker("codebolt-swarm-w2", image, {"codebolt.zone": "b"})
+            cluster.manager_labels_before = cluster.label_manager({MANAGER_ZONE: "a"})
             yield cluster
         finally:
             _teardown(cluster, had_gwbridge)
@@ -400,6 +419,9 @@ def running_cluster(node_image: str) -> Iterator[SwarmCluster]:
 
 def _teardown(cluster: SwarmCluster, had_gwbridge: bool) -> None:
     engine = client()
+    if _swarm_state().get("LocalNodeState") == "active":
+        with contextlib.suppress(docker.errors.APIError):
+            cluster.label_manager(cluster.manager_labels_before)
     for worker in cluster.workers:
         with contextlib.suppress(docker.errors.NotFound):
             worker.container.remove(force=True, v=True)

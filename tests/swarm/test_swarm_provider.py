@@ -95,13 +95,15 @@ def heal(
     return asyncio.run(go())
 
 
+#: Each of the three machines is named by one node's constraint (cluster.py labels them): Swarm
+#: spreads one service's tasks, not services created together, so unpinned nodes may share one.
 SPREAD = f"""name: spread
 {HEARTBEAT}
 nodes:
-  entry: {{provider: swarm, image: IMAGE}}
+  entry: {{provider: swarm, image: IMAGE, requires: ["zone:a"]}}
   gpu: {{provider: swarm, image: IMAGE, requires: [gpu]}}
   work: {{provider: swarm, image: IMAGE, count: 3, resources: {{cpus: 0.1, memory: 128m}}}}
-  jail: {{provider: swarm, image: IMAGE, sandbox: true}}
+  jail: {{provider: swarm, image: IMAGE, sandbox: true, requires: ["zone:b"]}}
 edges: [entry -> gpu, entry -> work, work -> jail]
 """
 
@@ -116,6 +118,8 @@ def test_six_nodes_spread_with_constraints_exec_secrets_and_drift(
         machines = {name: machine_of(node.handle["service"]) for name, node in state.nodes.items()}
         assert machines["gpu"] == "codebolt-swarm-w1", machines  # the only gpu-labelled machine
         assert state.nodes["gpu"].handle["swarm_node"] == "codebolt-swarm-w1"
+        assert machines["jail"] == "codebolt-swarm-w2", machines  # zone b
+        assert machines["entry"] not in {"codebolt-swarm-w1", "codebolt-swarm-w2"}, machines
         assert len(set(machines.values())) == 3, machines  # spread over the three machines
         _, rows = asyncio.run(_status(path))
         assert {row.name: row.where for row in rows} == machines  # status says where
