@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import fcntl
 import io
-import json
 import logging
 import os
 import socket
@@ -37,7 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from codebolt_topo.cli.broker_client import PERSIST, broker_socket
+from codebolt_topo.cli import broker_wire
+from codebolt_topo.cli.broker_client import PERSIST, broker_socket, topology_key
 from codebolt_topo.cli.exec_command import ExecStreams, exec_with, plan_exec
 from codebolt_topo.errors import TopoError
 
@@ -52,7 +52,6 @@ __all__ = ["Broker", "main"]
 log = logging.getLogger("codebolt_topo.broker")
 _WATCH = 2.0
 """Seconds between checks that the state file still exists."""
-_MAX_REQUEST = 1024 * 1024
 
 
 class _ThreadStreams(ExecStreams):
@@ -203,18 +202,21 @@ class Broker:
         try:
             if not _same_user(conn):
                 return
-            message, fds = await _receive(conn)
-            if message.get("stop"):
+            kind, words, fds = await _receive(conn)
+            loop = asyncio.get_running_loop()
+            if kind == "stop":
+                _close_all(fds)
                 self.stop.set()
-                await asyncio.get_running_loop().sock_sendall(conn, b'{"stopping": true}\n')
+                await loop.sock_sendall(conn, broker_wire.STOPPING)
                 return
-            if "status" in message:
-                code = await self._show_status(message, fds)
+            if kind == "status":
+                code = await self._show_status(words, fds)
+            elif kind == "exec":
+                code = await self._exec(conn, broker_wire.exec_request(words), fds)
             else:
-                code = await self._exec(conn, message, fds)
-            await asyncio.get_running_loop().sock_sendall(
-                conn, json.dumps({"exit": code}).encode() + b"\n"
-            )
+                _close_all(fds)
+                raise ValueError(f"a request of unknown kind {kind!r}")
+            await loop.sock_sendall(conn, broker_wire.exit_line(code))
         except (OSError, ValueError) as exc:
             log.warning("request failed: %s", exc)
         finally:
@@ -222,13 +224,11 @@ class Broker:
             self._last = time.monotonic()
             conn.close()
 
-    async def _show_status(self, message: dict[str, Any], fds: list[int]) -> int:
+    async def _show_status(self, words: list[str], fds: list[int]) -> int:
         """``codebolt status`` written into the caller's stdout and stderr, with this broker's
         heartbeat connections (opened by the first status, kept until the broker exits)."""
-        request = message.get("status")
-        if len(fds) != 2 or not isinstance(request, dict) or request.get("file") != str(self.file):
-            for fd in fds:
-                os.close(fd)
+        if len(fds) != 2 or words != [str(self.file)]:
+            _close_all(fds)
             raise ValueError(f"a status request must name {self.file} and carry stdout, stderr")
         from codebolt_topo.cli.status_command import show_once
         from codebolt_topo.engine.status import StatusCollector
@@ -252,15 +252,13 @@ class Broker:
         await asyncio.get_running_loop().run_in_executor(None, _write_and_close, written)
         return code
 
-    async def _exec(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> int:
+    async def _exec(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
         if len(fds) != 3:
-            for fd in fds:
-                os.close(fd)
+            _close_all(fds)
             raise ValueError("an exec request must carry stdin, stdout and stderr")
         stdin_fd = fds[0]
         streams = _ThreadStreams(os.fdopen(fds[1], "wb"), os.fdopen(fds[2], "wb"))
         try:
-            request = _checked(message.get("exec"))
             if request["file"] != str(self.file):
                 raise ValueError(f"a request for {request['file']}, not {self.file}")
             return await self._run(conn, request, stdin_fd, streams)
@@ -299,17 +297,6 @@ class Broker:
             caller.cancel()
 
 
-_REQUEST_FIELDS: dict[str, tuple[type, ...]] = {
-    "positionals": (list,),
-    "all_nodes": (bool,),
-    "shell": (bool,),
-    "stdin": (bool,),
-    "from_node": (str, type(None)),
-    "timeout": (float, int, type(None)),
-    "file": (str,),
-}
-
-
 def _write_and_close(written: tuple[tuple[int, str], ...]) -> None:
     """Write each text to its descriptor (blocking, off the loop: a slow reader holds only
     this thread) and close it."""
@@ -318,16 +305,9 @@ def _write_and_close(written: tuple[tuple[int, str], ...]) -> None:
             stream.write(text.encode())
 
 
-def _checked(request: object) -> dict[str, Any]:
-    """The request as :func:`~codebolt_topo.cli.broker_client.parse_broker_args` made it (on
-    the caller's side, where relative paths mean something), every field of its type."""
-    if not isinstance(request, dict) or not all(
-        isinstance(request.get(name), types) for name, types in _REQUEST_FIELDS.items()
-    ):
-        raise ValueError("malformed exec request")
-    if not all(isinstance(word, str) for word in request["positionals"]):
-        raise ValueError("malformed exec request")
-    return request
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -337,30 +317,41 @@ def _same_user(conn: socket.socket) -> bool:
     return bool(uid == os.getuid())
 
 
-async def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """The first line of a request and the descriptors that came with it."""
+async def _receive(conn: socket.socket) -> tuple[str, list[str], list[int]]:
+    """A request's kind and words (``broker_wire``), and the descriptors that came with it."""
     loop = asyncio.get_running_loop()
     data, fds = b"", array.array("i")
-    while b"\n" not in data:
+    length: int | None = None
+    while length is None or len(data) < length:
         ready: asyncio.Future[None] = loop.create_future()
         loop.add_reader(conn.fileno(), _settle, ready)
         try:
             await ready
         finally:
             loop.remove_reader(conn.fileno())
+        # Never past the frame: a Ctrl-C's cancel may follow it at once.
+        wanted = (broker_wire.HEADER if length is None else length) - len(data)
         try:
-            chunk, ancdata, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
+            chunk, ancdata, _, _ = conn.recvmsg(wanted, socket.CMSG_SPACE(3 * fds.itemsize))
         except BlockingIOError:
             continue
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        for level, message_type, payload in ancdata:
+            if level == socket.SOL_SOCKET and message_type == socket.SCM_RIGHTS:
                 fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-        if not chunk or len(data) + len(chunk) > _MAX_REQUEST:
-            for fd in fds:
-                os.close(fd)
-            raise ValueError("a request ended early or is too long")
         data += chunk
-    return json.loads(data.split(b"\n", 1)[0]), list(fds)
+        try:
+            length = broker_wire.frame_length(data)
+            if not chunk:
+                raise ValueError("a request ended early")
+        except ValueError:
+            _close_all(list(fds))
+            raise
+    try:
+        kind, words = broker_wire.unframe(data)
+    except ValueError:
+        _close_all(list(fds))
+        raise
+    return kind, words, list(fds)
 
 
 def _settle(ready: asyncio.Future[None]) -> None:
@@ -376,7 +367,7 @@ async def _cancel_requests(conn: socket.socket, cancel: asyncio.Event) -> None:
             chunk = await loop.sock_recv(conn, 4096)
         except OSError:
             chunk = b""
-        if not chunk or b"cancel" in chunk:
+        if not chunk or broker_wire.CANCEL.strip() in chunk:
             cancel.set()
             if not chunk:
                 return
@@ -421,8 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    file = Path(args[0]).absolute()
-    path = broker_socket(str(file))
+    file = Path(topology_key(args[0]))
+    path = Path(broker_socket(str(file)))
     listener = _bind(path)
     if listener is None:
         return 0

@@ -8,10 +8,14 @@ file connects to the broker's Unix socket, hands it this process's stdin, stdout
 (``SCM_RIGHTS``) with its arguments, and waits for the exit status. The broker writes the output
 straight into those descriptors, so nothing is copied through this process.
 
-This module imports nothing of the project beyond itself: it runs before typer, pydantic or
-asyncio would be loaded. :func:`exec_via_broker` answers None whenever the broker cannot serve
-the command as given (an option only the full path knows, a template, no broker running yet),
-and the full path runs instead; it starts a broker in the background for the next time.
+This module imports nothing of the project beyond the broker's wire format
+(``broker_wire.py``) and :mod:`codebolt_topo.rundir`, and of the standard library only what the
+interpreter has already loaded or builds in: ``_socket`` and ``_signal`` rather than ``socket``
+and ``signal`` (their enums and selectors), no ``json``, ``pathlib``, ``hashlib`` or ``typing``.
+Each was milliseconds of a warm exec that takes a few itself (``benchmarks/RESULTS.md``).
+:func:`exec_via_broker` answers None whenever the broker cannot serve the command as given (an
+option only the full path knows, a template, no broker running yet), and the full path runs
+instead; it starts a broker in the background for the next time.
 
 The socket lives in a directory only this user can enter (``$XDG_RUNTIME_DIR/codebolt`` or
 ``/tmp/codebolt-<uid>``, 0700, refused when owned by anyone else), named after the topology
@@ -22,28 +26,37 @@ after :data:`PERSIST` idle seconds, when its state file goes away (``destroy``),
 
 from __future__ import annotations
 
-import array
-import contextlib
-import hashlib
-import json
+import _signal  # type: ignore[import-not-found]  # signal's enums cost 3 ms; no stub
+import _socket
 import os
-import signal
-import socket
 import sys
-from pathlib import Path
-from typing import Any
 
-from codebolt_topo.rundir import detach, private_dir
+from codebolt_topo.cli import broker_wire
+from codebolt_topo.rundir import private_path
+
+try:  # the builtin SHA-256 (hashlib would load OpenSSL first: 4 ms)
+    from _sha2 import sha256  # type: ignore[import-not-found]  # Python 3.12+; no stub
+except ImportError:  # pragma: no cover - the version that runs this says which
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # Python 3.11
+    except ImportError:
+        from hashlib import sha256
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "PERSIST",
     "ExecRequest",
+    "broker_dir",
     "broker_socket",
     "exec_via_broker",
     "parse_broker_args",
     "start_broker",
     "status_via_broker",
     "stop_broker",
+    "topology_key",
 ]
 
 PERSIST = 600.0
@@ -52,10 +65,16 @@ _FLAGS = {"--all": "all_nodes", "--shell": "shell", "--stdin": "stdin"}
 _VALUED = {"--from": "from_node", "--timeout": "timeout"}
 _TEMPLATES = (".j2", ".jinja")
 _TOPOLOGY = (".yaml", ".yml")
+_INT = 4  # bytes of a C int: a descriptor in SCM_RIGHTS
 
 
-class ExecRequest(dict[str, Any]):
-    """``exec``'s arguments as the broker needs them (a JSON object on the wire)."""
+class ExecRequest(dict[str, "Any"]):
+    """``exec``'s arguments as the broker needs them."""
+
+
+def topology_key(file: str) -> str:
+    """The absolute, normalised path that names a topology's broker (every side uses this)."""
+    return os.path.abspath(file)
 
 
 def parse_broker_args(args: list[str]) -> ExecRequest | None:
@@ -93,36 +112,65 @@ def parse_broker_args(args: list[str]) -> ExecRequest | None:
         except ValueError:
             return None
     file = first if first.endswith(_TOPOLOGY) else "topology.yaml"
-    request["file"] = str(Path(file).absolute())
+    request["file"] = topology_key(file)
     return request
 
 
-def broker_dir() -> Path:
+def broker_dir() -> str:
     """This user's private directory for broker sockets (see :mod:`codebolt_topo.rundir`)."""
-    return private_dir()
+    return private_path()
 
 
-def broker_socket(file: str) -> Path:
-    """The socket of the broker serving topology ``file`` (an absolute path): short, since a
-    Unix socket's path holds at most 107 bytes."""
-    digest = hashlib.sha256(file.encode()).hexdigest()[:24]
-    return broker_dir() / f"{digest}.sock"
+def broker_socket(file: str) -> str:
+    """The socket of the broker serving topology ``file`` (:func:`topology_key`) in this
+    version's format: short, since a Unix socket's path holds at most 107 bytes."""
+    digest = sha256(topology_key(file).encode()).hexdigest()[:24]
+    return os.path.join(broker_dir(), f"{digest}-v{broker_wire.VERSION}.sock")
 
 
 def start_broker(file: str) -> None:
     """Start a broker for ``file`` in the background (it serves the next ``exec``)."""
-    argv = [sys.executable, "-m", "codebolt_topo.cli.broker", file]
-    detach(argv, dict(os.environ), broker_socket(file).with_suffix(".log"))
+    from codebolt_topo.rundir import detach
+
+    argv = [sys.executable, "-m", "codebolt_topo.cli.broker", topology_key(file)]
+    detach(argv, dict(os.environ), broker_socket(file)[: -len(".sock")] + ".log")
 
 
 def stop_broker(file: str) -> bool:
     """Tell the broker of ``file`` to exit (``destroy`` does); False when none answers."""
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(5.0)
-            conn.connect(str(broker_socket(file)))
-            conn.sendall(json.dumps({"stop": True}).encode() + b"\n")
-            conn.recv(64)
+        conn.settimeout(5.0)
+        conn.connect(broker_socket(file))
+        conn.sendall(broker_wire.frame("stop", topology_key(file)))
+        conn.recv(64)
+    except OSError:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def _connect(file: str) -> Any:
+    """A connection to ``file``'s broker, or None (and one is started for the next time)."""
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        conn.connect(broker_socket(file))
+    except OSError:
+        conn.close()
+        try:
+            start_broker(file)
+        except OSError:
+            return None  # no broker this time either; the full path still runs
+        return None
+    return conn
+
+
+def _send(conn: Any, request: bytes, fds: tuple[int, ...]) -> bool:
+    """Send a request with our descriptors; False when the broker went away meanwhile."""
+    passed = b"".join(fd.to_bytes(_INT, sys.byteorder) for fd in fds)
+    try:
+        conn.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, passed)])
     except OSError:
         return False
     return True
@@ -134,17 +182,26 @@ def exec_via_broker(args: list[str]) -> int | None:
     if os.environ.get("CODEBOLT_BROKER", "1") == "0" or "--no-broker" in args:
         return None
     request = parse_broker_args(args)
-    if request is None or not Path(request["file"]).is_file():
+    if request is None or not os.path.isfile(request["file"]):
+        return None
+    conn = _connect(request["file"])
+    if conn is None:
         return None
     try:
-        path = broker_socket(request["file"])
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(str(path))
-    except OSError:
-        _start_quietly(request["file"])
-        return None
-    with conn:
-        return _run(conn, request)
+        frame = broker_wire.frame("exec", *broker_wire.exec_fields(request, os.getcwd()))
+        if not _send(conn, frame, (0, 1, 2)):
+            return None  # nothing ran
+        previous = _signal.signal(_signal.SIGINT, lambda *_: _cancel(conn))
+        try:
+            code = _read_exit(conn)
+        finally:
+            _signal.signal(_signal.SIGINT, previous)
+    finally:
+        conn.close()
+    if code is None:
+        sys.stderr.write("error: the exec broker went away before the command ended\n")
+        return 255
+    return code
 
 
 def status_via_broker(args: list[str]) -> int | None:
@@ -157,70 +214,39 @@ def status_via_broker(args: list[str]) -> int | None:
     if os.environ.get("CODEBOLT_BROKER", "1") == "0" or len(args) > 1 or os.isatty(1):
         return None  # a terminal gets rich's table, sized and coloured there: the full path
     file = args[0] if args else "topology.yaml"
-    if file.startswith("-") or not file.endswith(_TOPOLOGY) or not Path(file).is_file():
+    if file.startswith("-") or not file.endswith(_TOPOLOGY) or not os.path.isfile(file):
         return None
-    absolute = str(Path(file).absolute())
+    conn = _connect(file)
+    if conn is None:
+        return None
     try:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(str(broker_socket(absolute)))
-    except OSError:
-        _start_quietly(absolute)
-        return None
-    with conn:
-        payload = json.dumps({"status": {"file": absolute}}).encode() + b"\n"
-        try:
-            conn.sendmsg(
-                [payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [1, 2]))]
-            )
-        except OSError:
-            return None  # the broker went away between connect and send
-        reply = _read_reply(conn)
-    if reply is None:
+        if not _send(conn, broker_wire.frame("status", topology_key(file)), (1, 2)):
+            return None
+        code = _read_exit(conn)
+    finally:
+        conn.close()
+    if code is None:
         sys.stderr.write("error: the exec broker went away before status was shown\n")
         return 255
-    return int(reply.get("exit", 255))
+    return code
 
 
-def _start_quietly(file: str) -> None:
-    with contextlib.suppress(OSError):  # no broker this time either; the full path still runs
-        start_broker(file)
-
-
-def _run(conn: socket.socket, request: ExecRequest) -> int | None:
-    """Hand the broker our descriptors and the request; relay Ctrl-C as a cancel."""
-    payload = json.dumps({"exec": request, "cwd": os.getcwd()}).encode() + b"\n"
-    fds = array.array("i", [0, 1, 2])
+def _cancel(conn: Any) -> None:
     try:
-        conn.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        conn.sendall(broker_wire.CANCEL)
     except OSError:
-        return None  # the broker went away between connect and send: nothing ran
-    previous = signal.signal(signal.SIGINT, lambda *_: _cancel(conn))
-    try:
-        reply = _read_reply(conn)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if reply is None:
-        sys.stderr.write("error: the exec broker went away before the command ended\n")
-        return 255
-    return int(reply.get("exit", 255))
+        return  # the broker is gone: its answer, or its absence, ends the wait
 
 
-def _cancel(conn: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        conn.sendall(b'{"cancel": true}\n')
-
-
-def _read_reply(conn: socket.socket) -> dict[str, Any] | None:
+def _read_exit(conn: Any) -> int | None:
+    """The exit status the broker's answer gives; None when it went away first."""
     buffered = b""
     while b"\n" not in buffered:
         try:
             chunk = conn.recv(4096)
-        except InterruptedError:
-            continue
         except OSError:
             return None
         if not chunk:
             return None
         buffered += chunk
-    reply: dict[str, Any] = json.loads(buffered.split(b"\n", 1)[0])
-    return reply
+    return broker_wire.parse_exit(buffered.split(b"\n", 1)[0])

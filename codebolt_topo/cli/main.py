@@ -7,7 +7,6 @@ name should read one line naming the file, line and field, not a stack. A comman
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -31,6 +30,8 @@ EXIT_AT_ONCE = frozenset({"logs"})
 def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
     if argv is None and sys.argv[1:2] and sys.argv[1] in EXIT_AT_ONCE:
+        import contextlib  # here: the exec fast path imports this module
+
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to say
                 stream.flush()

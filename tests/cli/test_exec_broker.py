@@ -41,7 +41,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 
 
 def broker_of(directory: Path) -> Path:
-    return broker_socket(str((directory / "topology.yaml").absolute()))
+    return Path(broker_socket(str(directory / "topology.yaml")))
 
 
 def warm(directory: Path) -> None:
@@ -81,6 +81,7 @@ def test_a_warm_exec_imports_only_the_standard_library(applied: Path) -> None:
         "codebolt_topo",
         "codebolt_topo.cli",
         "codebolt_topo.cli.broker_client",
+        "codebolt_topo.cli.broker_wire",
         "codebolt_topo.cli.main",
         "codebolt_topo.rundir",
     ]
@@ -236,6 +237,7 @@ def test_a_warm_status_shows_what_the_full_path_does_importing_the_standard_libr
         "codebolt_topo",
         "codebolt_topo.cli",
         "codebolt_topo.cli.broker_client",
+        "codebolt_topo.cli.broker_wire",
         "codebolt_topo.cli.main",
         "codebolt_topo.rundir",
     ]
