@@ -10,9 +10,11 @@ written there from a thread of its own, so a slow reader pauses its own job (ack
 stop) and nobody else's. Errors read exactly as the full path prints them, exit statuses are the
 same. The caller going away (killed, terminal closed) cancels its request, as Ctrl-C does.
 
-A plain ``codebolt status`` off a terminal is served too (``status_via_broker``): the broker
-keeps a StatusCollector, so the heartbeat connections the first one opens serve the next (a
-cold status of 500 nodes opened and closed 500 WebSocket connections: 3.4-4.5 s; warm 0.6-1.0 s).
+A plain ``codebolt status`` is served too (``status_via_broker``): the broker keeps a
+StatusCollector, so the heartbeat connections the first one opens serve the next (a cold status
+of 500 nodes opened and closed 500 WebSocket connections: 3.4-4.5 s; warm 0.6-1.0 s). On a
+terminal the table is drawn for the caller's terminal (its width, and the colours its
+environment asks for: ``cli/output.py``'s Terminal), as the full path would draw it.
 
 The broker exits after ``CODEBOLT_BROKER_PERSIST`` idle seconds (600), when it is told to
 (``codebolt destroy``), or when the topology's state file is gone. One broker per file: the
@@ -226,17 +228,21 @@ class Broker:
 
     async def _show_status(self, words: list[str], fds: list[int]) -> int:
         """``codebolt status`` written into the caller's stdout and stderr, with this broker's
-        heartbeat connections (opened by the first status, kept until the broker exits)."""
-        if len(fds) != 2 or words != [str(self.file)]:
+        heartbeat connections (opened by the first status, kept until the broker exits): the
+        plain table when its stdout is no terminal, else the full path's table drawn for the
+        caller's terminal (its width, the colours the caller's environment asks for)."""
+        if len(fds) != 2 or words[:1] != [str(self.file)]:
             _close_all(fds)
             raise ValueError(f"a status request must name {self.file} and carry stdout, stderr")
         from codebolt_topo.cli.status_command import show_once
-        from codebolt_topo.engine.status import StatusCollector
 
-        out, errors = io.StringIO(), io.StringIO()  # plain text: the caller's stdout is no tty
+        environ = dict(word.partition("=")[::2] for word in words[1:])
+        out, errors = (_text_for(fd, environ) for fd in fds)
         code = 0
         async with self._status_lock:  # one collection at a time over the shared connections
             if self._status is None:
+                from codebolt_topo.engine.status import StatusCollector
+
                 self._status = StatusCollector(self.file)
             try:
                 await show_once(self._status, self.file, out, errors)
@@ -303,6 +309,15 @@ def _write_and_close(written: tuple[tuple[int, str], ...]) -> None:
     for fd, text in written:
         with os.fdopen(fd, "wb") as stream, contextlib.suppress(OSError):
             stream.write(text.encode())
+
+
+def _text_for(fd: int, environ: dict[str, str]) -> io.StringIO:
+    """Where to gather what goes to the caller's ``fd``: plain text, or text for its terminal."""
+    from codebolt_topo.cli.output import Terminal, TerminalText
+
+    if not os.isatty(fd):
+        return io.StringIO()
+    return TerminalText(Terminal.of(environ, os.get_terminal_size(fd).columns))
 
 
 def _close_all(fds: list[int]) -> None:

@@ -66,6 +66,9 @@ _VALUED = {"--from": "from_node", "--timeout": "timeout"}
 _TEMPLATES = (".j2", ".jinja")
 _TOPOLOGY = (".yaml", ".yml")
 _INT = 4  # bytes of a C int: a descriptor in SCM_RIGHTS
+#: The caller's environment a terminal's table depends on (cli/output.py's TERMINAL_ENV, which
+#: this module cannot import: a test keeps the two the same).
+_TERMINAL_ENV = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "TERM", "COLORTERM", "COLUMNS")
 
 
 class ExecRequest(dict[str, "Any"]):
@@ -208,19 +211,20 @@ def status_via_broker(args: list[str]) -> int | None:
     """``codebolt status [FILE]`` through the topology's broker, which keeps one heartbeat
     connection per node open between calls (as ``status --watch`` does within one process): a
     cold ``status`` of 500 nodes spent most of its 4 s opening, and closing, 500 WebSocket
-    connections. Off a terminal only (scripts, pipes, CI: the plain table); None when the full
-    path must run (a terminal, an option, a template, no broker yet: one is started for the
-    next time)."""
-    if os.environ.get("CODEBOLT_BROKER", "1") == "0" or len(args) > 1 or os.isatty(1):
-        return None  # a terminal gets rich's table, sized and coloured there: the full path
+    connections. On a terminal the broker draws the table the full path would, at the
+    terminal's width and with the colours this environment asks for. None when the full path
+    must run (an option, a template, no broker yet: one is started for the next time)."""
+    if os.environ.get("CODEBOLT_BROKER", "1") == "0" or len(args) > 1:
+        return None
     file = args[0] if args else "topology.yaml"
     if file.startswith("-") or not file.endswith(_TOPOLOGY) or not os.path.isfile(file):
         return None
     conn = _connect(file)
     if conn is None:
         return None
+    environ = [f"{key}={os.environ[key]}" for key in _TERMINAL_ENV if key in os.environ]
     try:
-        if not _send(conn, broker_wire.frame("status", topology_key(file)), (1, 2)):
+        if not _send(conn, broker_wire.frame("status", topology_key(file), *environ), (1, 2)):
             return None
         code = _read_exit(conn)
     finally:

@@ -8,20 +8,32 @@ command fails :func:`report_error` prints the error as JSON on stdout (``file``,
 Colour follows the usual conventions: never when the stream is not a terminal or ``NO_COLOR``
 is set (to anything), or ``TERM`` is ``dumb``; forced with ``FORCE_COLOR`` or
 ``CLICOLOR_FORCE``. Only ANSI escapes here, so colouring a plan costs no import.
+
+The exec broker writes into a caller's terminal from another process, whose environment is not
+the caller's: it writes through a :class:`TerminalText`, which carries the caller's
+:class:`Terminal` (its width and what its environment says of colour), and everything here asks
+the stream before asking this process.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from codebolt_topo.errors import TopologyError
 
 __all__ = [
+    "TERMINAL_ENV",
+    "Terminal",
+    "TerminalText",
     "colour_on",
+    "colour_wanted",
     "error_document",
     "json_mode",
     "paint",
@@ -67,18 +79,73 @@ def print_json(document: Any) -> None:
     print(json.dumps(document, indent=2, default=str), flush=True)
 
 
+#: What of a caller's environment decides how its terminal is written to.
+TERMINAL_ENV = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "TERM", "COLORTERM", "COLUMNS")
+
+
+def colour_wanted(environ: Mapping[str, str], terminal: bool) -> bool:
+    """Whether output to a stream that is (or is not) a ``terminal`` gets colour, by the
+    conventions above, in ``environ``."""
+    if environ.get("NO_COLOR"):
+        return False
+    if environ.get("FORCE_COLOR") or environ.get("CLICOLOR_FORCE", "0") not in ("", "0"):
+        return True
+    if environ.get("TERM") == "dumb":
+        return False
+    return terminal
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """A caller's terminal as another process must write to it."""
+
+    width: int
+    colour: bool
+    color_system: str | None
+    """rich's name for the colours it takes: ``truecolor``, ``256``, ``standard``, None."""
+
+    @classmethod
+    def of(cls, environ: Mapping[str, str], columns: int) -> Terminal:
+        """The terminal ``columns`` wide whose program runs in ``environ``: ``COLUMNS`` there
+        wins, and its colours are the ones rich would find there (bold and italics stay when
+        colour is off, as they do for rich)."""
+        width = environ.get("COLUMNS", "")
+        term = environ.get("TERM", "")
+        system: str | None = "standard"
+        if term in ("dumb", "unknown"):
+            system = None
+        elif environ.get("COLORTERM") in ("truecolor", "24bit"):
+            system = "truecolor"
+        elif term.rpartition("-")[2] in ("256color", "kitty"):
+            system = "256"
+        return cls(
+            width=int(width) if width.isdigit() else columns,
+            colour=colour_wanted(environ, terminal=True),
+            color_system=system,
+        )
+
+
+class TerminalText(io.StringIO):
+    """Text bound for a caller's terminal, gathered here first."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        super().__init__()
+        self.terminal = terminal
+
+    def isatty(self) -> bool:
+        return True
+
+
 def colour_on(stream: TextIO) -> bool:
     """Whether to colour what goes to ``stream``."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR") or os.environ.get("CLICOLOR_FORCE", "0") not in ("", "0"):
-        return True
-    if os.environ.get("TERM") == "dumb":
-        return False
+    terminal = getattr(stream, "terminal", None)
+    if isinstance(terminal, Terminal):
+        return terminal.colour
     try:
-        return stream.isatty()
+        tty = stream.isatty()
     except (AttributeError, ValueError):
-        return False
+        tty = False
+    return colour_wanted(os.environ, tty)
 
 
 def paint(text: str, style: str, stream: TextIO) -> str:

@@ -63,13 +63,25 @@ def plain_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]
 
 def print_table(table: Table, stream: TextIO | None = None) -> None:
     """Print ``table`` to ``stream`` (stdout): folded on a terminal, whole when piped."""
-    from codebolt_topo.cli.output import colour_on
+    from codebolt_topo.cli.output import Terminal, colour_on
 
     stream = stream or sys.stdout
     if stream.isatty():
         for column in table.columns:
             column.overflow = "fold"
-        Console(file=stream, no_color=not colour_on(stream), emoji=False).print(table)
+        terminal = getattr(stream, "terminal", None)
+        if isinstance(terminal, Terminal):  # another process's terminal (the exec broker)
+            console = Console(
+                file=stream,
+                width=terminal.width,
+                force_terminal=True,
+                color_system=terminal.color_system,  # type: ignore[arg-type]
+                no_color=not terminal.colour,
+                emoji=False,
+            )
+        else:
+            console = Console(file=stream, no_color=not colour_on(stream), emoji=False)
+        console.print(table)
     else:
         stream.write(table_text(table))
         stream.flush()

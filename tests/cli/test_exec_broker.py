@@ -9,12 +9,16 @@ only its own request, and that the broker goes away with the topology.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +26,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import applied_through_the_cli, codebolt
 
+from codebolt_topo.cli import broker_client
 from codebolt_topo.cli.broker_client import broker_dir, broker_socket
+from codebolt_topo.cli.output import TERMINAL_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -255,3 +261,90 @@ def test_status_with_an_option_takes_the_full_path(applied: Path) -> None:
     code, modules, stdout = run_with_modules(applied, "status", "--json")
     assert (code, "typer" in modules) == (0, True)
     assert {node["name"] for node in json.loads(stdout)["nodes"]} == {"a", "b", "c"}
+
+
+#: Runs the CLI on a terminal and reports, in the file MODULES_REPORT names, what it imported.
+ON_A_TERMINAL = """
+import json, os, sys
+from codebolt_topo.cli.main import main
+code = main(sys.argv[1:])
+with open(os.environ["MODULES_REPORT"], "w") as report:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, report)
+"""
+
+
+def on_a_terminal(
+    directory: Path, env: dict[str, str], *args: str, columns: int = 100
+) -> tuple[str, list[str]]:
+    """Output of ``codebolt ARGS`` whose stdout and stderr are a terminal ``columns`` wide,
+    and the modules it imported."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    report = directory / "modules.json"
+    child = subprocess.Popen(
+        [sys.executable, "-c", ON_A_TERMINAL, *args],
+        cwd=directory,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        env={**env, "MODULES_REPORT": str(report)},
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the terminal's last writer is gone
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert child.wait(timeout=60) == 0, output
+    modules = json.loads(report.read_text())["modules"]
+    report.unlink()
+    return output.decode().replace("\r\n", "\n"), modules
+
+
+def _terminal_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in TERMINAL_ENV}
+    return {**env, "TERM": "xterm-256color", **settings}
+
+
+def _visible(text: str) -> list[str]:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()
+
+
+@pytest.mark.parametrize("settings", [{}, {"NO_COLOR": "1"}])
+def test_status_on_a_terminal_is_drawn_by_the_broker_as_the_full_path_draws_it(
+    applied: Path, settings: dict[str, str]
+) -> None:
+    """On a terminal the broker draws the table for the caller's terminal, with the colours
+    the caller's environment asks for, as the full path does."""
+    through_broker, modules = on_a_terminal(applied, _terminal_env(**settings), "status")
+    assert "typer" not in modules
+    assert "codebolt_topo.cli.broker_client" in modules
+    full, modules = on_a_terminal(applied, _terminal_env(CODEBOLT_BROKER="0", **settings), "status")
+    assert "typer" in modules
+    assert _comparable(through_broker) == _comparable(full)
+    coloured = re.search(r"\x1b\[3[0-9]m", through_broker) is not None  # a colour, not bold
+    assert coloured == ("NO_COLOR" not in settings), through_broker
+    assert "RUNNING" in "\n".join(_visible(through_broker))
+
+
+def test_status_on_a_narrow_terminal_folds_to_its_width(applied: Path) -> None:
+    """The table fits the caller's terminal (its COLUMNS first), folding cells, as the full
+    path's does; drawn wide, it would not fit."""
+    wide, _ = on_a_terminal(applied, _terminal_env(), "status", columns=200)
+    assert max(map(len, _visible(wide))) > 70
+    for broker in ("1", "0"):
+        env = _terminal_env(COLUMNS="70", CODEBOLT_BROKER=broker)
+        narrow, modules = on_a_terminal(applied, env, "status", columns=200)
+        assert ("typer" in modules) == (broker == "0")
+        assert max(map(len, _visible(narrow))) <= 70, narrow
+        assert len(_visible(narrow)) > len(_visible(wide))
+
+
+def test_the_caller_sends_what_the_terminal_needs() -> None:
+    """The fast path cannot import cli/output.py: its own list must be the same."""
+    assert broker_client._TERMINAL_ENV == TERMINAL_ENV
