@@ -57,6 +57,7 @@ __all__ = [
     "status_via_broker",
     "stop_broker",
     "topology_key",
+    "warm_broker",
 ]
 
 PERSIST = 600.0
@@ -137,6 +138,16 @@ def start_broker(file: str) -> None:
 
     argv = [sys.executable, "-m", "codebolt_topo.cli.broker", topology_key(file)]
     detach(argv, dict(os.environ), broker_socket(file)[: -len(".sock")] + ".log")
+
+
+def warm_broker(file: str) -> None:
+    """Start ``file``'s broker unless one answers (``apply`` does, as ssh's ControlPersist
+    keeps a master: the first ``exec`` and ``status`` after it find the topology warm)."""
+    if os.environ.get("CODEBOLT_BROKER", "1") == "0" or not file.endswith(_TOPOLOGY):
+        return
+    conn = _connect(file)
+    if conn is not None:
+        conn.close()
 
 
 def stop_broker(file: str) -> bool:

@@ -219,6 +219,15 @@ def apply(
         print(f"Apply complete: {len(result.actions)} change(s).")
     else:
         raise typer.Exit(1)  # declined at the prompt, as Terraform does
+    _warm_broker(file)
+
+
+def _warm_broker(file: Path) -> None:
+    """Leave the topology's exec broker starting (cli/broker_client.py): the commands that
+    follow an apply are exec and status."""
+    from codebolt_topo.cli.broker_client import warm_broker
+
+    warm_broker(str(file))
 
 
 def _apply_saved(file: Path, *, lock_timeout: float, options: bool, discard: Discard) -> None:
@@ -249,6 +258,7 @@ def _apply_saved(file: Path, *, lock_timeout: float, options: bool, discard: Dis
         print(f"No changes. Topology {saved.topology!r} is up to date.")
     elif applied:
         print(f"Apply complete: {len(result.actions)} change(s) (saved plan {file}).")
+    _warm_broker(Path(saved.file))
 
 
 def destroy(

@@ -213,6 +213,21 @@ def test_the_socket_directory_must_be_private(
         broker_dir()
 
 
+def test_apply_leaves_the_broker_warm_for_the_first_exec(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """As ssh's ControlPersist keeps a master, apply starts the topology's broker: the first
+    exec after it already takes the fast path."""
+    with applied_through_the_cli(tmp_path_factory, "warmed", TOPOLOGY) as directory:
+        deadline = time.monotonic() + 30
+        while not broker_of(directory).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert broker_of(directory).exists(), "apply started no broker"
+        code, modules, stdout = run_with_modules(directory, "exec", "c", "--", "echo", "hi")
+        assert (code, stdout) == (0, "hi\n")
+        assert "typer" not in modules
+
+
 def test_destroy_stops_the_broker(tmp_path_factory: pytest.TempPathFactory) -> None:
     with applied_through_the_cli(tmp_path_factory, "short-lived", TOPOLOGY) as directory:
         warm(directory)
