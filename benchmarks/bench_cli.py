@@ -13,7 +13,14 @@ sample, wall time, median with its spread, and the CPU it used:
   (``sshpeer.py``);
 * a node daemon from ``Popen`` to the ``{"port": ...}`` line on its ready pipe.
 
-Peer of everything: the interpreter alone (``python -c pass``). ``--against DIR`` runs the
+Every ``codebolt`` runs as ``pip install .`` lays it out, not as this checkout's editable
+install: a throwaway virtual environment whose ``site-packages`` lists the checkout and this
+environment's packages as plain directories, and the console script pip wrote here. The editable
+install's import hook (setuptools' finder, which imports pathlib, re and fnmatch at start-up)
+costs every process of a developer's checkout some 15 ms that no user pays.
+
+Peers of everything: the interpreter alone (``python -c pass``), and the interpreter running
+what pip's console script runs before ``main`` (``import re``). ``--against DIR`` runs the
 commands of another checkout's ``codebolt_topo`` too (``PYTHONPATH=DIR``), sample by sample
 interleaved with this one, so a before/after comparison shares the machine's load.
 
@@ -50,6 +57,7 @@ TEN = (
     + "]\n"
 )
 CODEBOLT = str(Path(sys.executable).with_name("codebolt"))
+"""The console script pip wrote for this environment (copied into the installed layout)."""
 Figure = tuple[list[float], list[float]]  # wall, CPU per sample
 
 
@@ -94,6 +102,37 @@ def _interleaved(
             walls.append(time.perf_counter() - start)
             cpus.append(_children_cpu() - used)
     return first, second
+
+
+def _installed(root: Path) -> tuple[str, str]:
+    """``codebolt`` and ``python`` of a throwaway environment laid out as ``pip install .`` lays
+    it out (see the module docstring)."""
+    venv = root / "installed"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = (venv / "lib").glob("python*/site-packages")
+    checkout = Path(__file__).resolve().parent.parent
+    packages = [entry for entry in sys.path if entry.endswith("site-packages")]
+    (site / "codebolt-bench.pth").write_text("\n".join([str(checkout), *packages]) + "\n")
+    python = venv / "bin" / "python"
+    script = Path(CODEBOLT).read_text().splitlines(keepends=True)
+    script[0] = f"#!{python}\n"  # the rest is what pip wrote
+    codebolt = venv / "bin" / "codebolt"
+    codebolt.write_text("".join(script))
+    codebolt.chmod(0o755)
+    return str(codebolt), str(python)
+
+
+def _warm_broker(file: Path) -> None:
+    """Start ``file``'s broker (as ``codebolt apply`` does) and wait until it listens, so that
+    no sample of a warm figure takes the full path while it starts."""
+    from codebolt_topo.cli.broker_client import broker_socket, warm_broker
+
+    warm_broker(str(file))
+    deadline = time.monotonic() + 60
+    while not Path(broker_socket(str(file))).exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("the broker did not start")
+        time.sleep(0.05)
 
 
 def _spawn_to_ready(root: Path, repeat: int) -> Figure:
@@ -147,28 +186,31 @@ def main() -> None:
         (root / "topology.yaml").write_text(TEN)
 
         other = {**env, "PYTHONPATH": str(args.against)} if args.against else None
+        codebolt, python = _installed(root)
 
         def add(label: str, argv: list[str], target: float | None) -> None:
-            if other is None or argv[0] != CODEBOLT:
+            if other is None or argv[0] != codebolt:
                 figures[label] = (_fresh(argv, root, repeat, env), target)
                 return
             ours, theirs = _interleaved(argv, root, repeat, (env, other))
             figures[label] = (ours, target)
             figures[f"{label}, --against"] = (theirs, None)
 
-        add("python -c pass (floor)", [sys.executable, "-c", "pass"], None)
-        add("codebolt --help", [CODEBOLT, "--help"], 0.100)
-        add("codebolt validate (10 nodes)", [CODEBOLT, "validate", "topology.yaml"], 0.150)
-        add("codebolt plan (10 nodes)", [CODEBOLT, "plan", "topology.yaml"], None)
+        add("python -c pass (floor)", [python, "-c", "pass"], None)
+        add("python -c 'import re' (console script floor)", [python, "-c", "import re"], None)
+        add("codebolt --help", [codebolt, "--help"], 0.100)
+        add("codebolt validate (10 nodes)", [codebolt, "validate", "topology.yaml"], 0.150)
+        add("codebolt plan (10 nodes)", [codebolt, "plan", "topology.yaml"], None)
         apply_topology(root / "topology.yaml")
         try:
-            status = [CODEBOLT, "status", "topology.yaml"]
+            _warm_broker(root / "topology.yaml")
+            status = [codebolt, "status", "topology.yaml"]
             add("codebolt status (10 running), cold", [*status, "--interval", "1"], 0.150)
             add("codebolt status (10 running), warm broker", status, 0.150)
 
             def exec_argv(node: str, cold: bool) -> list[str]:
                 broker = ["--no-broker"] if cold else []
-                return [CODEBOLT, "exec", "topology.yaml", node, *broker, "--", "true"]
+                return [codebolt, "exec", "topology.yaml", node, *broker, "--", "true"]
 
             add("codebolt exec n0 true, cold", exec_argv("n0", True), 0.100)
             add("codebolt exec n3 true (3 hops), cold", exec_argv("n3", True), 0.110)
