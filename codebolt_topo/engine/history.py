@@ -10,7 +10,10 @@ becomes of it (:func:`assess`, :func:`history_notice`).
 
 How a store is read: a local node's from disk, whether its daemon still runs or not, without
 any token; any other node's through the node itself (``python -m codebolt_topo.narrative
-export``, as ``sync`` does), which needs it running and the state key.
+export``, as ``sync`` does), which needs it running and the state key. A shell on the node asks
+first whether its store holds any ref at all (``narrative/locate.py``'s HOLDS_HISTORY): most
+nodes never snapshotted, and a Python started in each container only to export nothing was
+most of a docker destroy's time.
 
 What cannot be read decides the outcome:
 
@@ -274,7 +277,10 @@ async def _export_through(state: State, node: NodeState, via: NodeState) -> byte
     if via.url is None:
         raise StateError(f"node {via.name!r} has no address")
     async with NodeClient.admin(via) as client:
-        return await node_narrative(client, state, node.name).export([])
+        narrative = node_narrative(client, state, node.name)
+        if await narrative.holds_nothing():  # a shell's answer, not a Python's export
+            return b""
+        return await narrative.export([])
 
 
 def _why(node: NodeState, error: Exception) -> str:

@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["default_environment", "default_state_dir"]
+__all__ = ["HOLDS_HISTORY", "default_environment", "default_state_dir"]
 
 
 def default_state_dir(
@@ -39,3 +39,21 @@ def default_environment(env: Mapping[str, str] | None = None) -> str:
     """``$CODEBOLT_NODE`` (set on every node) or ``local``."""
     environ = os.environ if env is None else env
     return environ.get("CODEBOLT_NODE") or "local"
+
+
+HOLDS_HISTORY = r"""
+store="${CODEBOLT_STATE_DIR:+$CODEBOLT_STATE_DIR/narrative}"
+if [ -z "$store" ]; then
+  here=$(pwd -P)
+  if [ "$here" = / ]; then store=/root.narrative; else store="$here.narrative"; fi
+fi
+git="$store/shadow.git"
+[ -e "$git" ] || { echo empty; exit 0; }
+command -v find >/dev/null 2>&1 || { echo unknown; exit 0; }
+[ -z "$(find "$git/refs" -type f 2>/dev/null | head -n 1)" ] || { echo held; exit 0; }
+if grep -q '^[^#^]' "$git/packed-refs" 2>/dev/null; then echo held; else echo empty; fi
+"""
+"""``sh -c`` script run in a node's workspace: prints ``empty`` when the default store (as
+:func:`default_state_dir` finds it) holds no ref at all, ``held`` when it holds any (a thread,
+or a peer's copy), ``unknown`` when it cannot tell. Asking costs a shell, not a Python with
+this package (a destroy asks every node that may hold history; most never snapshotted)."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from codebolt_topo.client.narrative_launch import LAUNCHER, narrative_argv
 from codebolt_topo.narrative.errors import NarrativeError
+from codebolt_topo.narrative.locate import HOLDS_HISTORY
 
 if TYPE_CHECKING:
     from codebolt_topo.client import NodeClient
@@ -88,6 +89,18 @@ class NodeNarrative:
             return json.loads(out)
         except ValueError as exc:
             raise NarrativeError(f"node {self.node!r}: narrative {command}: bad output") from exc
+
+    async def holds_nothing(self) -> bool:
+        """Whether the node's store holds no history at all, told by a shell in its workspace
+        (:data:`~codebolt_topo.narrative.locate.HOLDS_HISTORY`) before a Python is started to
+        export it. False whenever it cannot tell (another store was named, no ``find``)."""
+        if self._common:
+            return False
+        argv = ["/bin/sh", "-c", HOLDS_HISTORY]
+        result = await (await self.client.exec(self.node, argv=argv, timeout=60.0)).result()
+        result.raise_for_failures()
+        outcome = result[self.node]
+        return bool(outcome.exit and outcome.exit.code == 0 and outcome.stdout == b"empty\n")
 
     async def heads(self, *, remotes: bool = True) -> dict[str, str]:
         """Thread tips (and, with *remotes*, diverged copies)."""

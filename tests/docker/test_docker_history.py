@@ -14,7 +14,8 @@ import pytest
 from docker_helpers import client, containers_of, state_of
 
 from codebolt_topo.engine.archives import list_archives
-from codebolt_topo.engine.history import Discard, HistoryRefused
+from codebolt_topo.engine.history import Discard, HistoryKeeper, HistoryRefused
+from codebolt_topo.engine.jobs import list_jobs
 from codebolt_topo.engine.operations import (
     apply_topology,
     destroy_topology,
@@ -82,3 +83,40 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def test_a_container_that_never_snapshotted_is_asked_by_a_shell_not_a_python(
+    tmp_path: Path,
+) -> None:
+    """Before a destroy starts a Python in a container to export its store, a shell there says
+    whether the store holds anything (most nodes never snapshotted): nothing to archive, and
+    no export run. Once it holds a thread, the export runs and the archive is written."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(BOTH)
+    state_file = state_file_for(path, "boxed")
+    apply_topology(path)
+    try:
+        said: list[str] = []
+        keeper = HistoryKeeper(state_file, progress=said.append)
+        state = state_of(path)
+        asyncio.run(keeper.keep(state, state.nodes["b"]))
+        assert said == ["b: no history to archive"]
+        commands = _commands_run_on(path, "b")
+        assert len(commands) == 1
+        assert "CODEBOLT_STATE_DIR/narrative" in commands[0]  # (the listing shortens it)
+        assert list_archives(state_file) == []
+
+        asyncio.run(snapshot_nodes(path, ["b"], "o", "t", "r"))
+        asyncio.run(keeper.keep(state, state.nodes["b"]))
+        assert said[-1].startswith("b: history archived to ")
+        commands = _commands_run_on(path, "b")  # the check, then the snapshot's and export's
+        checks = [c for c in commands if "CODEBOLT_STATE_DIR/narrative" in c]
+        pythons = [c for c in commands if "CODEBOLT_PYTHON" in c]  # (narrative_launch.py)
+        assert (len(checks), len(pythons), len(commands)) == (2, 2, 4), commands
+    finally:
+        destroy_topology(path)
+
+
+def _commands_run_on(path: Path, node: str) -> list[str]:
+    listing = asyncio.run(list_jobs(path, nodes=[node], finished=True))
+    return [job.command for job in listing.jobs]
