@@ -303,3 +303,21 @@ def test_a_node_here_dials_the_container_that_sends_it_work(tmp_path: Path) -> N
         result = _run(path, "home", "echo $CODEBOLT_NODE", entry="box")
         assert result["home"].stdout == b"home\n"  # type: ignore[index]
         assert result["home"].exit.code == 0  # type: ignore[index]
+
+
+def test_a_daemon_that_dies_while_starting_is_reported_with_its_log(tmp_path: Path) -> None:
+    """Readiness follows the container's log: when the log ends before the daemon listens (its
+    container exited), the error says how it exited and shows the log's tail."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        "name: stillborn\nnodes:\n  w: {provider: docker, env: {PYTHONHOME: /nowhere}}\n"
+    )
+    try:
+        with pytest.raises(ApplyError) as failed:
+            apply_topology(path)
+        message = str(failed.value)
+        assert "node 'w': daemon did not start: container exited with code 1" in message
+        assert "No module named 'encodings'" in message
+    finally:
+        destroy_topology(path)
+    assert containers_of("stillborn") == []

@@ -25,7 +25,8 @@ _ENDPOINT_RETRIES = 30
 #: machine that has six threads, and N containers starting (each ``start`` blocks for a second
 #: or more) plus their readiness polls would queue behind each other there, which put the
 #: starts of a 10-node apply in series. The engine does the work; these threads only wait.
-_THREADS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker-engine")
+THREADS = 64
+_THREADS = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="docker-engine")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,7 +68,8 @@ class DockerEngine:
         if self._client is None:
             import docker
 
-            self._client = docker.from_env(timeout=120)
+            # As many pooled connections as threads: each starting node follows its log.
+            self._client = docker.from_env(timeout=120, max_pool_size=THREADS)
         return self._client
 
     @engine_errors

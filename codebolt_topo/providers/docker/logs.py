@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from codebolt_topo.errors import ProviderError
@@ -40,7 +40,7 @@ def _pump(stream: Any, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any
 
 async def container_log(
     engine: DockerEngine, container_id: str, *, follow: bool
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """The lines of the container's log (without their newline); with ``follow``, then each new
     one until the caller stops iterating or the container goes."""
     stream = await asyncio.to_thread(engine.log_stream, container_id, follow=follow)

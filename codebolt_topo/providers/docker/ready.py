@@ -5,27 +5,28 @@ daemon logs ``listening on host:port`` only after its socket is bound, which is 
 published port starts answering (docker's proxy accepts connections earlier, so a TCP probe would
 lie). The entrypoint logs one ``codebolt-capabilities {json}`` line before that. A container that
 exits while we wait is reported with the tail of its log, OOM kills and exit codes included.
+
+The log is followed (one streaming request, the line seen the moment it is written), not polled:
+N nodes starting together each fetched the whole log and inspected the container two to twenty
+times a second, engine CPU their starting daemons needed, and a poll saw the line up to its
+pause (250 ms) late.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
 from typing import Any
 
 from codebolt_topo.errors import ProviderError
 from codebolt_topo.providers.docker.container_main import CAPABILITIES_MARKER
 from codebolt_topo.providers.docker.engine import DockerEngine, in_thread
+from codebolt_topo.providers.docker.logs import container_log
 
 __all__ = ["READY_TIMEOUT", "describe_exit", "log_tail", "parse_capabilities", "wait_ready"]
 
 READY_TIMEOUT = 30.0
-#: The first pause between looks at the log, growing to ``_POLL_MAX``: a daemon is usually up
-#: within a second, and N nodes starting together each ask the engine twice per look, which on
-#: a small machine takes the CPU their containers need to start.
-_POLL = 0.05
-_POLL_MAX = 0.25
 _LISTENING = " listening on "
 
 
@@ -69,21 +70,23 @@ async def wait_ready(
     engine: DockerEngine, container_id: str, node: str, timeout: float = READY_TIMEOUT
 ) -> dict[str, Any]:
     """Wait until the daemon in ``container_id`` listens; returns the detected capabilities."""
-    deadline = time.monotonic() + timeout
-    pause = _POLL
-    while True:
-        log = await in_thread(engine.logs, container_id)
-        if _LISTENING in log:
-            return parse_capabilities(log)
-        attrs = await in_thread(engine.attrs, container_id)
-        state = (attrs or {}).get("State", {})
-        if attrs is None or not state.get("Running"):
-            log = await in_thread(engine.logs, container_id)
-            why = "container disappeared" if attrs is None else describe_exit(state)
-            raise ProviderError(f"node {node!r}: daemon did not start: {why}{log_tail(log)}")
-        if time.monotonic() > deadline:
-            raise ProviderError(
-                f"node {node!r}: daemon did not become ready within {timeout:.0f} s{log_tail(log)}"
-            )
-        await asyncio.sleep(pause)
-        pause = min(pause * 1.5, _POLL_MAX)
+    lines: list[str] = []
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            contextlib.aclosing(container_log(engine, container_id, follow=True)) as log,
+        ):
+            async for line in log:
+                lines.append(line)
+                if _LISTENING in line:
+                    return parse_capabilities("\n".join(lines))
+    except TimeoutError:
+        raise ProviderError(
+            f"node {node!r}: daemon did not become ready within {timeout:.0f} s"
+            f"{log_tail(chr(10).join(lines))}"
+        ) from None
+    # The log ended: the container stopped.
+    attrs = await in_thread(engine.attrs, container_id)
+    why = "container disappeared" if attrs is None else describe_exit(attrs.get("State", {}))
+    tail = await in_thread(engine.logs, container_id)
+    raise ProviderError(f"node {node!r}: daemon did not start: {why}{log_tail(tail)}")
