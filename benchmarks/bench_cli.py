@@ -94,6 +94,7 @@ def _interleaved(
     second: Figure = ([], [])
     for env in envs:
         subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+    time.sleep(2)  # a broker the first run started (each checkout has its own) is up by now
     for _ in range(repeat):
         for env, (walls, cpus) in zip(envs, (first, second), strict=True):
             used = _children_cpu()

@@ -34,13 +34,12 @@ import sys
 from codebolt_topo.cli import broker_wire
 from codebolt_topo.rundir import private_path
 
-try:  # the builtin SHA-256 (hashlib would load OpenSSL first: 4 ms)
-    from _sha2 import sha256  # type: ignore[import-not-found]  # Python 3.12+; no stub
-except ImportError:  # pragma: no cover - the version that runs this says which
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found]  # Python 3.11
-    except ImportError:
-        from hashlib import sha256
+# The builtin SHA-256 (hashlib would load OpenSSL first: 4 ms), picked by version rather than
+# by a failed import, which would search every entry of sys.path first.
+if sys.version_info >= (3, 12):
+    from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]  # no stub
+else:
+    from _sha256 import sha256  # type: ignore[import-not-found, unused-ignore]  # no stub
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
