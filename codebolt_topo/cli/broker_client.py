@@ -197,24 +197,11 @@ def exec_via_broker(args: list[str]) -> int | None:
     request = parse_broker_args(args)
     if request is None or not os.path.isfile(request["file"]):
         return None
-    conn = _connect(request["file"])
-    if conn is None:
-        return None
     try:
         frame = broker_wire.frame("exec", *broker_wire.exec_fields(request, os.getcwd()))
-        if not _send(conn, frame, (0, 1, 2)):
-            return None  # nothing ran
-        previous = _signal.signal(_signal.SIGINT, lambda *_: _cancel(conn))
-        try:
-            code = _read_exit(conn)
-        finally:
-            _signal.signal(_signal.SIGINT, previous)
-    finally:
-        conn.close()
-    if code is None:
-        sys.stderr.write("error: the exec broker went away before the command ended\n")
-        return 255
-    return code
+    except ValueError:  # past the broker's request limit: the full path sends it itself
+        return None
+    return _ask(request["file"], frame, (0, 1, 2), "the command ended", cancels=True)
 
 
 def status_via_broker(args: list[str]) -> int | None:
@@ -229,18 +216,31 @@ def status_via_broker(args: list[str]) -> int | None:
     file = args[0] if args else "topology.yaml"
     if file.startswith("-") or not file.endswith(_TOPOLOGY) or not os.path.isfile(file):
         return None
+    environ = [f"{key}={os.environ[key]}" for key in _TERMINAL_ENV if key in os.environ]
+    frame = broker_wire.frame("status", topology_key(file), *environ)
+    return _ask(file, frame, (1, 2), "status was shown", cancels=False)
+
+
+def _ask(file: str, frame: bytes, fds: tuple[int, ...], until: str, *, cancels: bool) -> int | None:
+    """Send ``frame`` with our descriptors ``fds`` to ``file``'s broker and wait for the exit
+    status (None: no broker, or it went away before reading: nothing ran, the full path
+    runs). With ``cancels``, Ctrl-C meanwhile becomes a cancel of the request."""
     conn = _connect(file)
     if conn is None:
         return None
-    environ = [f"{key}={os.environ[key]}" for key in _TERMINAL_ENV if key in os.environ]
     try:
-        if not _send(conn, broker_wire.frame("status", topology_key(file), *environ), (1, 2)):
+        if not _send(conn, frame, fds):
             return None
-        code = _read_exit(conn)
+        previous = _signal.signal(_signal.SIGINT, lambda *_: _cancel(conn)) if cancels else None
+        try:
+            code = _read_exit(conn)
+        finally:
+            if previous is not None:
+                _signal.signal(_signal.SIGINT, previous)
     finally:
         conn.close()
     if code is None:
-        sys.stderr.write("error: the exec broker went away before status was shown\n")
+        sys.stderr.write(f"error: the exec broker went away before {until}\n")
         return 255
     return code
 

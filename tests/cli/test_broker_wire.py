@@ -4,6 +4,7 @@ it was made, whatever its arguments hold, and anything else is refused."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -58,7 +59,7 @@ def test_an_exec_request_round_trips(
     assert broker_wire.exec_request(words) == {**request, "cwd": cwd}
 
 
-def test_what_a_caller_parses_is_what_the_broker_reads(tmp_path: object) -> None:
+def test_what_a_caller_parses_is_what_the_broker_reads() -> None:
     args = ["t.yaml", "a,b", "--from", "a", "--timeout=2.5", "--shell", "--", "echo", "x\ny", ""]
     request = parse_broker_args(args)
     assert request is not None
@@ -112,3 +113,16 @@ def test_exit_lines() -> None:
     assert broker_wire.parse_exit(broker_wire.exit_line(-9)) == -9
     assert broker_wire.parse_exit(b"stopping") is None
     assert broker_wire.parse_exit(b"exit x") is None
+
+
+def test_a_command_past_the_brokers_limit_takes_the_full_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An argument list larger than a broker request may be is not sent there (and not an
+    error of the fast path): the full path runs it."""
+    from codebolt_topo.cli.broker_client import exec_via_broker
+
+    (tmp_path / "topology.yaml").write_text("name: t\nnodes: {a: {}}\n")
+    monkeypatch.chdir(tmp_path)
+    huge = "x" * (broker_wire.MAX_REQUEST + 1)
+    assert exec_via_broker(["a", "--", "echo", huge]) is None
