@@ -214,7 +214,7 @@ class Broker:
             if kind == "status":
                 code = await self._show_status(words, fds)
             elif kind == "exec":
-                code = await self._exec(conn, broker_wire.exec_request(words), fds)
+                code = await self._exec(conn, words, fds)
             else:
                 _close_all(fds)
                 raise ValueError(f"a request of unknown kind {kind!r}")
@@ -258,13 +258,14 @@ class Broker:
         await asyncio.get_running_loop().run_in_executor(None, _write_and_close, written)
         return code
 
-    async def _exec(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
+    async def _exec(self, conn: socket.socket, words: list[str], fds: list[int]) -> int:
         if len(fds) != 3:
             _close_all(fds)
             raise ValueError("an exec request must carry stdin, stdout and stderr")
         stdin_fd = fds[0]
         streams = _ThreadStreams(os.fdopen(fds[1], "wb"), os.fdopen(fds[2], "wb"))
-        try:
+        try:  # from here on, whatever happens, the caller's descriptors are closed below
+            request = broker_wire.exec_request(words)
             if request["file"] != str(self.file):
                 raise ValueError(f"a request for {request['file']}, not {self.file}")
             return await self._run(conn, request, stdin_fd, streams)

@@ -9,12 +9,15 @@ only its own request, and that the broker goes away with the topology.
 
 from __future__ import annotations
 
+import array
 import fcntl
 import json
 import os
 import pty
 import re
+import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -26,7 +29,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import applied_through_the_cli, codebolt
 
-from codebolt_topo.cli import broker_client
+from codebolt_topo.cli import broker_client, broker_wire
 from codebolt_topo.cli.broker_client import broker_dir, broker_socket
 from codebolt_topo.cli.output import TERMINAL_ENV
 
@@ -363,3 +366,34 @@ def test_status_on_a_narrow_terminal_folds_to_its_width(applied: Path) -> None:
 def test_the_caller_sends_what_the_terminal_needs() -> None:
     """The fast path cannot import cli/output.py: its own list must be the same."""
     assert broker_client._TERMINAL_ENV == TERMINAL_ENV
+
+
+@pytest.mark.parametrize(
+    "request_frame",
+    [
+        broker_wire.frame("exec", "too", "few"),  # malformed fields
+        broker_wire.frame("exec", "/elsewhere.yaml", "/", "", "", "", "a", "--", "true"),
+        broker_wire.frame("bogus"),  # unknown kind
+        (9).to_bytes(4, "big") + b"notmagic!",  # another format
+    ],
+)
+def test_a_refused_request_leaves_no_descriptor_in_the_broker(
+    applied: Path, request_frame: bytes
+) -> None:
+    """Whatever the broker refuses, it closes the descriptors that came with the request: the
+    caller's pipe sees its end once the caller's own copy is closed."""
+    read_end, write_end = os.pipe()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(broker_of(applied)))
+        fds = array.array("i", [write_end] * 3)
+        conn.sendmsg([request_frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        os.close(write_end)
+        conn.settimeout(10)
+        assert conn.recv(64) == b""  # refused: closed without an answer
+        ready, _, _ = select.select([read_end], [], [], 10)
+        assert ready, "the broker still holds the caller's descriptors"
+        assert os.read(read_end, 1) == b""
+    finally:
+        conn.close()
+        os.close(read_end)
