@@ -219,6 +219,8 @@ class Broker:
                 _close_all(fds)
                 raise ValueError(f"a request of unknown kind {kind!r}")
             await loop.sock_sendall(conn, broker_wire.exit_line(code))
+        except EOFError:
+            pass
         except (OSError, ValueError) as exc:
             log.warning("request failed: %s", exc)
         finally:
@@ -358,8 +360,10 @@ async def _receive(conn: socket.socket) -> tuple[str, list[str], list[int]]:
         try:
             length = broker_wire.frame_length(data)
             if not chunk:
+                if not data:  # a look, not a request (``warm_broker`` checks we listen)
+                    raise EOFError
                 raise ValueError("a request ended early")
-        except ValueError:
+        except (ValueError, EOFError):
             _close_all(list(fds))
             raise
     try:
