@@ -95,10 +95,12 @@ def test_describe_shows_settings_record_wiring_capabilities_and_history(applied:
     assert document["last_start_error"] is None
 
 
-def test_jobs_are_listed_attached_to_and_cancelled(applied: Path) -> None:
-    talker = _background(
-        "exec", "c", "--", "sh", "-c", "echo first; sleep 4; echo second; exit 3", cwd=applied
-    )
+def test_jobs_are_listed_attached_to_and_cancelled(applied: Path, tmp_path: Path) -> None:
+    # The talker says "second" only once the test lets it (no race with a loaded machine: a job
+    # that ended before the attach, its output delivered to its own caller, has none to replay).
+    gate = tmp_path / "go"
+    script = f"echo first; while [ ! -e {gate} ]; do sleep 0.05; done; echo second; exit 3"
+    talker = _background("exec", "c", "--", "sh", "-c", script, cwd=applied)
     sleeper = _background("exec", "b", "--", "sleep", "60", cwd=applied)
     try:
         job = _wait_for_job(applied, "c")
@@ -116,10 +118,14 @@ def test_jobs_are_listed_attached_to_and_cancelled(applied: Path) -> None:
         described = codebolt("describe", "b", cwd=applied).stdout
         assert f"{sleeping['id']}  running" in described  # describe lists the node's jobs
 
-        attached = codebolt("jobs", "attach", str(job["id"])[:10], cwd=applied)
-        assert attached.stdout == "first\nsecond\n"  # from the start, then live
-        assert attached.returncode == 3  # the job's own status
-        assert f"attached to job {job['id']} on c" in attached.stderr
+        attach = _background("jobs", "attach", str(job["id"])[:10], cwd=applied)
+        assert attach.stdout is not None
+        assert attach.stdout.readline() == "first\n"  # from the start while it runs
+        gate.touch()
+        rest, stderr = attach.communicate(timeout=30)
+        assert rest == "second\n"  # then live
+        assert attach.returncode == 3  # the job's own status
+        assert f"attached to job {job['id']} on c" in stderr
 
         cancelled = codebolt("jobs", "cancel", str(sleeping["id"]), cwd=applied)
         assert cancelled.returncode == 0, cancelled.stderr
@@ -138,6 +144,7 @@ def test_jobs_are_listed_attached_to_and_cancelled(applied: Path) -> None:
         assert unknown.returncode == 1
         assert "no job 'no-such-job'" in unknown.stderr
     finally:
+        gate.touch()  # the talker's job ends whatever happened above
         for process in (talker, sleeper):
             process.kill()
             process.communicate()  # reaps it and closes its pipes
