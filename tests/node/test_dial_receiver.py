@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node.test_link_drop import REFERENCE, SCRIPT, LinkProxy
+from node.test_link_drop import REFERENCE, LinkProxy, stream_through_outage
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 
-from codebolt_topo.client import ExecResult, Exit, Failed, Output
+from codebolt_topo.client import ExecResult, Exit, Failed
 from codebolt_topo.testing import Cluster
 from codebolt_topo.wire.clock import PeerClock
 from codebolt_topo.wire.config import DialOut
@@ -246,23 +246,8 @@ def test_a_dialed_link_cut_mid_stream_comes_back_and_the_stream_resumes(
         await cluster.configure(
             b={"dial": {"a": DialOut(url=url, token=cluster.dial_token("a", "b"))}}
         )
-        received = bytearray()
-        others: list[object] = []
-        outage: asyncio.Task[None] | None = None
-        try:
-            async with cluster.client("a", retries=12) as client:
-                async for event in await client.exec("c", shell=SCRIPT):
-                    if isinstance(event, Output):
-                        received += event.data
-                        if outage is None and len(received) > 20_000:
-                            outage = asyncio.ensure_future(_outage(proxy, 0.6))
-                    else:
-                        others.append(event)
-            assert outage is not None
-            await outage
-        finally:
-            await proxy.close()
-        return bytes(received), others, proxy.dropped
+        received, others = await stream_through_outage(cluster, proxy)
+        return received, others, proxy.dropped
 
     try:
         received, others, dropped = asyncio.run(main())
@@ -274,12 +259,6 @@ def test_a_dialed_link_cut_mid_stream_comes_back_and_the_stream_resumes(
     assert [e for e in others if isinstance(e, Failed)] == []
     log = (tmp_path / "b" / "daemon.log").read_text()
     assert log.count("link a -> b open (dialed by b)") >= 2  # b dialed again
-
-
-async def _outage(proxy: LinkProxy, seconds: float) -> None:
-    proxy.drop()
-    await asyncio.sleep(seconds)
-    proxy.restore()
 
 
 @asynccontextmanager

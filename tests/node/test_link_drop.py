@@ -116,6 +116,28 @@ async def _outage(proxy: LinkProxy, seconds: float) -> None:
     proxy.restore()
 
 
+async def stream_through_outage(cluster: Cluster, proxy: LinkProxy) -> tuple[bytes, list[object]]:
+    """Run :data:`SCRIPT` on c through a (resuming client), cut ``proxy``'s link for 0.6 s once
+    20 kB arrived; the bytes received and every other event. Closes ``proxy``."""
+    received = bytearray()
+    others: list[object] = []
+    outage: asyncio.Task[None] | None = None
+    try:
+        async with cluster.client("a", retries=12) as client:
+            async for event in await client.exec("c", shell=SCRIPT):
+                if isinstance(event, Output):
+                    received += event.data
+                    if outage is None and len(received) > 20_000:
+                        outage = asyncio.ensure_future(_outage(proxy, 0.6))
+                else:
+                    others.append(event)
+        assert outage is not None
+        await outage
+    finally:
+        await proxy.close()
+    return bytes(received), others
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
@@ -128,23 +150,8 @@ def test_link_dropped_and_restored_mid_stream_resumes_byte_identical(
 
     async def main() -> tuple[bytes, list[object], int, int]:
         proxy = await _proxied(cluster)
-        received = bytearray()
-        others: list[object] = []
-        outage: asyncio.Task[None] | None = None
-        try:
-            async with cluster.client("a", retries=12) as client:
-                async for event in await client.exec("c", shell=SCRIPT):
-                    if isinstance(event, Output):
-                        received += event.data
-                        if outage is None and len(received) > 20_000:
-                            outage = asyncio.ensure_future(_outage(proxy, 0.6))
-                    else:
-                        others.append(event)
-            assert outage is not None
-            await outage
-        finally:
-            await proxy.close()
-        return bytes(received), others, proxy.dropped, proxy.port
+        received, others = await stream_through_outage(cluster, proxy)
+        return received, others, proxy.dropped, proxy.port
 
     received, others, dropped, port = asyncio.run(main())
     assert dropped >= 2, "the link was never cut: the test proved nothing"
