@@ -247,7 +247,8 @@ def pax_bomb_tar(path: Path, header_bytes: int) -> None:
         tar.addfile(info, io.BytesIO(b""))
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A delta header's size: little-endian groups of 7 bits (git's pack format)."""
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7
@@ -256,7 +257,8 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _ofs(distance: int) -> bytes:
+def ofs_distance(distance: int) -> bytes:
+    """An OFS_DELTA's base distance, in git's big-endian offset encoding."""
     out = bytearray([distance & 0x7F])
     distance >>= 7
     while distance:
@@ -286,8 +288,10 @@ def delta_flood_bundle(path: Path, count: int) -> None:
         at = 12
         for i, content in enumerate(contents):
             if i:
-                body = _varint(len(base)) + _varint(len(content)) + bytes([len(content)]) + content
-                record = object_header(6, len(body)) + _ofs(at - 12) + zlib.compress(body, 1)
+                body = varint(len(base)) + varint(len(content)) + bytes([len(content)]) + content
+                record = (
+                    object_header(6, len(body)) + ofs_distance(at - 12) + zlib.compress(body, 1)
+                )
             else:
                 record = object_header(3, len(content)) + zlib.compress(content, 1)
             pack.emit(record)

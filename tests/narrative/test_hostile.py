@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import OpenStore
 from dulwich.objects import ShaFile
+from hostile_inputs import ofs_distance, varint
 from narrative_crafting import blob, bundle_bytes, snapshot_commit, tree_of, write_files
 
 from codebolt_topo.narrative import (
@@ -298,31 +299,12 @@ def test_errors_are_narrative_errors() -> None:
         assert issubclass(cls, NarrativeError)
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _delta_record(kind: int, base: bytes, source: bytes, target: bytes) -> bytes:
     """A delta (insert everything) of *target* against *source*, referencing *base*."""
     from codebolt_topo.narrative.packs import object_header
 
-    body = _varint(len(source)) + _varint(len(target)) + bytes([len(target)]) + target
+    body = varint(len(source)) + varint(len(target)) + bytes([len(target)]) + target
     return object_header(kind, len(body)) + base + zlib.compress(body)
-
-
-def _ofs(distance: int) -> bytes:
-    out = bytearray([distance & 0x7F])
-    distance >>= 7
-    while distance:
-        distance -= 1
-        out.insert(0, 0x80 | (distance & 0x7F))
-        distance >>= 7
-    return bytes(out)
 
 
 def _delta_bundle(kind: int, base_of: object) -> tuple[bytes, bytes]:
@@ -355,8 +337,8 @@ def test_delta_packs_import_as_sent_and_bad_bases_are_refused(open_store: OpenSt
     [stored] = Path(store.repo.object_store.pack_dir).glob("*.pack")
     assert stored.read_bytes() == pack
     for kind, base_of, error in (
-        (6, lambda at, here, _s: _ofs(here - at), None),  # valid: imports elsewhere
-        (6, lambda at, here, _s: _ofs(here - at - 3), CorruptDataError),  # inside an object
+        (6, lambda at, here, _s: ofs_distance(here - at), None),  # valid: imports elsewhere
+        (6, lambda at, here, _s: ofs_distance(here - at - 3), CorruptDataError),  # inside an object
         (7, lambda *_a: b"\x42" * 20, MissingPrerequisiteError),  # base nowhere
     ):
         other = open_store(f"e{kind}{error is None}")
