@@ -265,6 +265,15 @@ def plan_exec(args: list[str], *, names_targets: bool) -> tuple[Path, list[str],
         rest.pop(0)
     if not rest:
         raise ConfigError("no command given (codebolt exec [FILE] NODE -- COMMAND [ARGS...])")
+    for position, word in enumerate(rest, 1):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:  # a byte the shell passed that is no UTF-8 (argv's escapes)
+            raise ConfigError(
+                f"word {position} of the command ({word!r}) is not UTF-8 text: a request "
+                "carries its command as text; pass such bytes through the command's stdin "
+                "(--stdin) or a file"
+            ) from None
     return file, targets, rest
 
 

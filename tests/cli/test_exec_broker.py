@@ -125,6 +125,7 @@ CASES = [
     ("--timeout", "0.3", "c", "--", "sleep", "30"),
     ("--all", "--shell", "--", "echo all on $CODEBOLT_NODE"),
     ("c", "--", "definitely-not-a-command"),
+    ("c", "--", "printf", "%s", os.fsdecode(b"\xff\xfe-not-utf-8")),  # argv bytes, not text
 ]
 
 
@@ -136,6 +137,19 @@ def test_the_broker_answers_like_the_full_path(applied: Path, args: tuple[str, .
         return done.returncode, sorted(done.stdout.splitlines()), sorted(errors.splitlines())
 
     assert outcome({}) == outcome({"CODEBOLT_BROKER": "0"})
+
+
+def test_a_command_word_that_is_not_utf8_is_refused_naming_it(applied: Path) -> None:
+    """A request carries its command as text: a byte the shell passed that is no UTF-8 is
+    refused before anything is sent, saying which word and what to do instead (it was an
+    internal error, and through the broker a broker gone away)."""
+    word = os.fsdecode(b"\xff\xfe-not-utf-8")
+    for env in ({}, {"CODEBOLT_BROKER": "0"}):
+        done = codebolt("exec", "c", "--", "printf", "%s", word, cwd=applied, env=env)
+        assert done.returncode not in (0, 70, 255), done.stderr
+        assert "word 3 of the command" in done.stderr, done.stderr
+        assert "--stdin" in done.stderr
+        assert "internal error" not in done.stderr
 
 
 def test_stdin_reaches_the_command_through_the_broker(applied: Path) -> None:
