@@ -184,7 +184,7 @@ def status(
 
     from codebolt_topo.engine.status import StatusCollector
 
-    collector = StatusCollector(file)
+    collector = StatusCollector(file, one_shot=not live)
 
     async def once() -> None:
         if not as_json:

@@ -53,7 +53,6 @@ class NodeClient:
         self._tls = tls
         self.resumes = resume and url is not None
         self.retries = retries
-        self._prefix = os.urandom(6).hex()
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
         self._closed = False
@@ -149,7 +148,10 @@ class NodeClient:
         """
         if (argv is None) == (shell is None):
             raise ExecError("exec needs exactly one of argv and shell", code="bad-request")
-        request_id = request_id or f"{self._prefix}-{next(self._ids)}"
+        # Random through and through, not a per-connection prefix and a counter: requests that
+        # share a connection (every exec through the broker) must differ in their first
+        # characters too, which is what `jobs attach ID` abbreviations match on.
+        request_id = request_id or os.urandom(8).hex()
         msg: dict[str, Any] = {
             "t": "exec",
             "id": request_id,

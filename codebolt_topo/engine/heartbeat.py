@@ -12,20 +12,29 @@ A hung node (SIGSTOP, a frozen VM) accepts TCP but never answers, not even a Web
 closing its connection must not hold up the pass, or one hung node would stall the heartbeats
 and restarts of every other node for the transport's close timeout. So the close waits at most
 the heartbeat timeout, and runs beside the pass rather than in it.
+
+A prober made ``one_shot`` (a plain ``codebolt status``: one pass, then the process ends) keeps
+nothing open: it asks each loopback node with one ``GET /info`` (``engine/http_info.py``), whose
+opening and closing cost a fraction of a WebSocket's, and uses a WebSocket only where that does
+not apply (a remote URL, which a proxy may stand in front of; a node that predates the path).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from codebolt_topo.client import NodeClient
+from codebolt_topo.engine.http_info import ask_info, info_over_http
 from codebolt_topo.engine.statekey import is_sealed, sealed_key_id
 from codebolt_topo.errors import StateError, TopoError
 from codebolt_topo.model.state import NodeState, State
+
+if TYPE_CHECKING:
+    from codebolt_topo.client import NodeClient
 
 __all__ = ["LEFT", "HeartbeatProber", "JoinedBeat"]
 
@@ -66,9 +75,11 @@ LEFT = "left at"
 
 
 class HeartbeatProber:
-    """One persistent admin connection per node, used only for heartbeats."""
+    """One persistent admin connection per node, used only for heartbeats (``one_shot``: none,
+    see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, one_shot: bool = False) -> None:
+        self.one_shot = one_shot
         self._open: dict[str, _Open] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._connecting: dict[str, asyncio.Lock] = {}
@@ -84,8 +95,7 @@ class HeartbeatProber:
                 f"not sent: no state key here ({sealed_key_id(node.admin_token)}) to act as admin"
             )
         try:
-            client = await asyncio.wait_for(self._client(node, node.url, timeout), timeout)
-            info = await asyncio.wait_for(client.info(), timeout)
+            info = await self._info(node, node.url, timeout)
         except TimeoutError:
             self._drop_aside(node.name)
             return f"no answer within {timeout:g} s"
@@ -94,6 +104,16 @@ class HeartbeatProber:
             return str(error)
         self.generations[node.name] = int(info.get("generation", 0))
         return None
+
+    async def _info(self, node: NodeState, url: str, timeout: float) -> dict[str, Any]:
+        if self.one_shot and info_over_http(url):
+            answer = await asyncio.wait_for(
+                ask_info(url, node.admin_token, name=node.name, tls=_pinned(node, url)), timeout
+            )
+            if answer.info is not None:
+                return answer.info
+        client = await asyncio.wait_for(self._client(node, url, timeout), timeout)
+        return await asyncio.wait_for(client.info(), timeout)
 
     async def presence(self, via: NodeState, node: str, timeout: float) -> dict[str, Any]:
         """How ``via`` sees ``node``'s connections (a joined node's heartbeat: ``via`` pings
@@ -149,6 +169,8 @@ class HeartbeatProber:
         if current is not None and current.url == url:
             return current.client
         self._drop_aside(node.name)
+        from codebolt_topo.client import NodeClient  # here: a one-shot prober may never need it
+
         stack = contextlib.AsyncExitStack()
         # No WebSocket pings: the heartbeat is the liveness check. The close waits at most the
         # heartbeat timeout (websockets then aborts the connection).
@@ -186,3 +208,12 @@ class HeartbeatProber:
         """Close every connection (each waits at most its heartbeat timeout), at once."""
         opened, self._open = list(self._open.values()), {}
         await asyncio.gather(*(self._aclose(current) for current in opened), *self._closing)
+
+
+def _pinned(node: NodeState, url: str) -> ssl.SSLContext | None:
+    """The context pinning the topology's CA for a ``wss://`` node (as ``NodeClient.admin``)."""
+    if node.pinned_ca is None:
+        return None
+    from codebolt_topo.wire.tls import pinned_client
+
+    return pinned_client(node.pinned_ca, url)

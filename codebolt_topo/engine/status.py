@@ -97,10 +97,14 @@ async def _observe(state_file: StateBackend, state: State) -> dict[str, Observat
 class StatusCollector:
     """Collects :class:`NodeStatus` rows; keep one for ``--watch`` so connections are reused."""
 
-    def __init__(self, path: Path, *, heartbeat_timeout: float = 2.0) -> None:
+    def __init__(
+        self, path: Path, *, heartbeat_timeout: float = 2.0, one_shot: bool = False
+    ) -> None:
+        """``one_shot``: a single pass (a plain ``status``), whose heartbeats keep nothing open
+        (``engine/heartbeat.py``)."""
         self.path = path
         self.timeout = heartbeat_timeout
-        self.prober = HeartbeatProber()
+        self.prober = HeartbeatProber(one_shot=one_shot)
         self._validated: ValidatedTopology | None = None
         self._answered: dict[tuple[str, str | None], float] = {}
 

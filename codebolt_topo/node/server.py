@@ -12,14 +12,18 @@ A connection dialed in by the receiver of one of this node's edges (``dial: rece
 served as a session: the node's 101 answer proves it holds the edge's work token
 (``Codebolt-Proof``), and the connection becomes the router's link to that receiver, carrying
 this node's work to it. With a :class:`~codebolt_topo.wire.config.TlsIdentity` the server
-speaks TLS only, when the identity says so (``serve``: ``wire/tls.py``).
+speaks TLS only, when the identity says so (``serve``: ``wire/tls.py``). Two plain HTTP
+requests are answered before any upgrade: ``GET /join`` (a joining node, TLS only) and
+``GET /info`` (the admin's one-request look at this node, ``wire/probe.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +39,7 @@ from codebolt_topo.wire.frames import MAX_MESSAGE_SIZE, WRITE_LIMIT
 from codebolt_topo.wire.handshake import CLOCK_HEADER, NONCE_HEADER, PROOF_HEADER, SUBPROTOCOL
 from codebolt_topo.wire.joining import JOIN_PATH
 from codebolt_topo.wire.link import Link
+from codebolt_topo.wire.probe import INFO_PATH
 from codebolt_topo.wire.tls import server_context
 
 __all__ = ["start_server"]
@@ -63,6 +68,8 @@ async def start_server(core: NodeCore, host: str, port: int) -> Server:
         else the WebSocket handshake's authentication."""
         if request.path == JOIN_PATH and tls is not None:
             return desk.respond(ws, request)
+        if request.path == INFO_PATH:
+            return _info_answer(core, auth, ws, request)
         return auth(ws, request)
 
     def answer(ws: ServerConnection, request: Request, response: Response) -> None:
@@ -112,6 +119,24 @@ async def start_server(core: NodeCore, host: str, port: int) -> Server:
         ping_interval=None,
         server_header=None,
     )
+
+
+def _info_answer(
+    core: NodeCore, auth: Authenticator, ws: ServerConnection, request: Request
+) -> Response:
+    """``GET /info`` (``wire/probe.py``): the admin's one-request look at this node, answered
+    before any upgrade and closed; a peer's token is refused (403), as is a dialer's."""
+    refused = auth(ws, request)
+    knock = auth.knock_of(ws)
+    if refused is not None:
+        return refused
+    if knock is None or knock.dialed or knock.principal != ADMIN:
+        return ws.respond(HTTPStatus.FORBIDDEN, "GET /info takes the admin token\n")
+    response = ws.respond(HTTPStatus.OK, json.dumps(core.info()) + "\n")
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def _carry_work(core: NodeCore, receiver: str, ws: ServerConnection) -> None:

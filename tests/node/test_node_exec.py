@@ -34,6 +34,23 @@ def test_direct_exec_streams_stdout_stderr_and_exit(chain: Cluster) -> None:
     assert events[-1].signal is None
 
 
+def test_requests_on_one_connection_get_ids_that_differ_from_the_first_character(
+    chain: Cluster,
+) -> None:
+    """Every exec through the broker shares one connection: ids made of a per-connection prefix
+    and a counter made ``jobs attach`` abbreviations of two jobs ambiguous (seen in CI)."""
+
+    async def main() -> list[str]:
+        async with chain.client("a") as client:
+            handles = [await client.exec("a", argv=["true"]) for _ in range(20)]
+            for handle in handles:
+                await handle.result()
+            return [handle.id for handle in handles]
+
+    ids = asyncio.run(main())
+    assert len({request_id[:6] for request_id in ids}) == len(ids)
+
+
 def test_env_cwd_and_node_variables(chain: Cluster) -> None:
     async def main() -> bytes:
         async with chain.client("a") as client:
