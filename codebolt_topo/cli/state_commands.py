@@ -165,7 +165,7 @@ def state_credentials(
     nobody else. Use it with NodeClient.connect. For a joined node: its one-time join
     credential, for 'codebolt join URL --credentials FILE' on the developer's machine."""
     from codebolt_topo.credentials import Credentials, write_credentials
-    from codebolt_topo.engine.joining import dials_out_only
+    from codebolt_topo.engine.joined_nodes import dials_out_only
     from codebolt_topo.errors import ConfigError, StateError
 
     state_file = _state_file(file)

@@ -17,7 +17,7 @@ from typing import Any
 from codebolt_topo.engine.backends import backend_for
 from codebolt_topo.engine.events import Event, EventJournal
 from codebolt_topo.engine.jobs import JobInfo, node_info
-from codebolt_topo.engine.joining import dials_out_only, shown_handle
+from codebolt_topo.engine.joined_nodes import dials_out_only, shown_handle
 from codebolt_topo.engine.runner import Engine
 from codebolt_topo.engine.sensitive import mask_settings
 from codebolt_topo.errors import ConfigError, TopoError

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from codebolt_topo.engine.archives import Archive, archive_dir, remove_archive, write_archive
-from codebolt_topo.engine.joining import dials_out_only
+from codebolt_topo.engine.joined_nodes import dials_out_only
 from codebolt_topo.engine.statefile import StateBackend
 from codebolt_topo.engine.statekey import is_sealed, require_open
 from codebolt_topo.errors import StateError, TopoError

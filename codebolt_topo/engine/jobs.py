@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codebolt_topo.engine.backends import backend_for
-from codebolt_topo.engine.joining import dials_out_only
+from codebolt_topo.engine.joined_nodes import dials_out_only
 from codebolt_topo.engine.statekey import require_open
 from codebolt_topo.errors import ConfigError, StateError, TopoError
 from codebolt_topo.model.state import Lifecycle, NodeState, State

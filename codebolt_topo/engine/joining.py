@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from codebolt_topo.credentials import write_secret
 from codebolt_topo.engine.certificates import identity_for
+from codebolt_topo.engine.joined_nodes import dials_out_only, joined_and_placed
 from codebolt_topo.errors import ConfigError, StateError
-from codebolt_topo.model.discovery import rules_of
 from codebolt_topo.model.state import Lifecycle, NodeState, State
 from codebolt_topo.plan.desired import DesiredNode, stable_hash
 from codebolt_topo.providers.joined.provider import JoinedProvider
@@ -40,32 +40,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "credentials",
-    "dials_out_only",
     "join_offers_for",
-    "joined_and_placed",
     "prepare_offers",
     "renew_secret",
-    "shown_handle",
     "write_credentials",
 ]
-
-
-def dials_out_only(node: NodeState) -> bool:
-    """Whether nothing can dial ``node`` (a joined node): its edges are opened by it."""
-    return bool(getattr(rules_of(node.provider), "dials_out_only", False))
-
-
-def joined_and_placed(node: NodeState) -> bool:
-    """Whether ``node`` is a joined node apply has placed: running on its machine, or away
-    (STOPPED: it left, and may join again with what it stored). Either way its neighbours
-    keep its edges and its join point its offer."""
-    return dials_out_only(node) and node.lifecycle in (Lifecycle.RUNNING, Lifecycle.STOPPED)
-
-
-def shown_handle(handle: dict[str, Any]) -> dict[str, Any]:
-    """A handle as status and describe show it: a joined node's sealed offer (kilobytes of
-    ciphertext, of use to its join point only) left out."""
-    return {key: value for key, value in handle.items() if key != "offer"}
 
 
 def join_offers_for(state: State, join_point: str) -> dict[str, JoinOffer]:

@@ -26,7 +26,7 @@ from codebolt_topo.engine.backends import backend_for
 from codebolt_topo.engine.backoff import BackoffTable
 from codebolt_topo.engine.heartbeat import HeartbeatProber
 from codebolt_topo.engine.history import HistoryKeeper
-from codebolt_topo.engine.joining import dials_out_only, joined_and_placed
+from codebolt_topo.engine.joined_nodes import dials_out_only, joined_and_placed
 from codebolt_topo.engine.leadership import Leadership
 from codebolt_topo.engine.liveness import Health, HealthTracker
 from codebolt_topo.engine.metrics import WatchMetrics

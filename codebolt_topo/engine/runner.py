@@ -26,10 +26,9 @@ from codebolt_topo.engine.certificates import identity_for, node_serves_tls
 from codebolt_topo.engine.dialing import EdgeEnds, resolve_edge
 from codebolt_topo.engine.events import EventJournal
 from codebolt_topo.engine.history import HistoryKeeper
+from codebolt_topo.engine.joined_nodes import dials_out_only, joined_and_placed
 from codebolt_topo.engine.joining import (
-    dials_out_only,
     join_offers_for,
-    joined_and_placed,
     prepare_offers,
 )
 from codebolt_topo.engine.reasons import one_line

@@ -16,7 +16,7 @@ from typing import Any
 
 from codebolt_topo.engine.backends import backend_for
 from codebolt_topo.engine.heartbeat import LEFT, HeartbeatProber
-from codebolt_topo.engine.joining import joined_and_placed, shown_handle
+from codebolt_topo.engine.joined_nodes import joined_and_placed, shown_handle
 from codebolt_topo.engine.statefile import StateBackend
 from codebolt_topo.model.observation import Observation
 from codebolt_topo.model.state import Lifecycle, NodeState, State

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from codebolt_topo.engine.joining import dials_out_only
+from codebolt_topo.engine.joined_nodes import dials_out_only
 from codebolt_topo.errors import ConfigError, ExecError, StateError
 from codebolt_topo.model.state import Lifecycle, State
 
