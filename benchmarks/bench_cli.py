@@ -15,12 +15,14 @@ sample, wall time, median with its spread, and the CPU it used:
 
 Every ``codebolt`` runs as ``pip install .`` lays it out, not as this checkout's editable
 install: a throwaway virtual environment whose ``site-packages`` lists the checkout and this
-environment's packages as plain directories, and the console script pip wrote here. The editable
+environment's packages as plain directories, and the ``codebolt`` script pip installed here
+(``bin/codebolt``, with pip's interpreter line). The editable
 install's import hook (setuptools' finder, which imports pathlib, re and fnmatch at start-up)
 costs every process of a developer's checkout some 15 ms that no user pays.
 
 Peers of everything: the interpreter alone (``python -c pass``), and the interpreter running
-what pip's console script runs before ``main`` (``import re``). ``--against DIR`` runs the
+what the launcher pip writes for an entry point runs before ``main`` (``import re``), which
+``bin/codebolt`` does without. ``--against DIR`` runs the
 commands of another checkout's ``codebolt_topo`` too (``PYTHONPATH=DIR``), sample by sample
 interleaved with this one, so a before/after comparison shares the machine's load.
 
@@ -57,7 +59,7 @@ TEN = (
     + "]\n"
 )
 CODEBOLT = str(Path(sys.executable).with_name("codebolt"))
-"""The console script pip wrote for this environment (copied into the installed layout)."""
+"""The ``codebolt`` script pip installed in this environment (copied into the installed layout)."""
 Figure = tuple[list[float], list[float]]  # wall, CPU per sample
 
 
@@ -198,7 +200,7 @@ def main() -> None:
             figures[f"{label}, --against"] = (theirs, None)
 
         add("python -c pass (floor)", [python, "-c", "pass"], None)
-        add("python -c 'import re' (console script floor)", [python, "-c", "import re"], None)
+        add("python -c 'import re' (an entry point's launcher)", [python, "-c", "import re"], None)
         add("codebolt --help", [codebolt, "--help"], 0.100)
         add("codebolt validate (10 nodes)", [codebolt, "validate", "topology.yaml"], 0.150)
         add("codebolt plan (10 nodes)", [codebolt, "plan", "topology.yaml"], None)

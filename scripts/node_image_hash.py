@@ -16,7 +16,7 @@ __all__ = ["image_inputs", "source_hash"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Files and trees whose contents go into the image; anything else cannot change it.
-INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "codebolt_topo")
+INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "bin", "codebolt_topo")
 
 
 def image_inputs(root: Path = ROOT) -> list[Path]:

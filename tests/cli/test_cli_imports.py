@@ -3,6 +3,7 @@ timings are figures, see benchmarks/). Each heavy library left out is tens of mi
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,32 @@ def test_help_and_validate_import_no_heavy_library(tmp_path: Path, args: list[st
         "name: t\nnodes: {a: {}, b: {}, c: {}}\nedges: [{linear: [a, b, c]}]\n"
     )
     assert _imported(args, tmp_path) == set()
+
+
+@pytest.mark.slow
+def test_a_plain_status_of_loopback_nodes_opens_no_websocket(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ``GET /info`` per node (``wire/probe.py``): the WebSocket library is not even
+    imported, and every node is shown answering."""
+    from cli_helpers import applied_through_the_cli
+
+    monkeypatch.setenv("CODEBOLT_BROKER", "0")  # the full path, in this process's child
+    topology = "name: looked\nnodes: {a: {}, b: {}}\nedges: [a -> b]\n"
+    with applied_through_the_cli(tmp_path_factory, "looked", topology) as directory:
+        code = (
+            "import sys\n"
+            "from codebolt_topo.cli.main import main\n"
+            "code = main(['status', '--json'])\n"
+            "print('websockets' in sys.modules, file=sys.stderr)\n"
+            "sys.exit(code)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=directory, capture_output=True, text=True
+        )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "False"
+    document = json.loads(out.stdout)
+    beats = {row["name"]: row["heartbeat_ms"] for row in document["nodes"]}
+    assert set(beats) == {"a", "b"}
+    assert all(isinstance(ms, float) for ms in beats.values()), beats
