@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
-
-from codebolt_topo.node.daemon import run_daemon
 
 __all__ = ["main"]
 
@@ -24,6 +23,16 @@ def main(argv: list[str] | None = None) -> int:
         help='write {"port": N, "pid": P} to this fd once listening',
     )
     args = parser.parse_args(argv)
+    # The daemon's modules build some 60,000 tracked objects that live as long as it does. With the
+    # collector off while they are built, and frozen after, no pass traverses them again: 36 ms
+    # of a 218 ms cold start (a docker node's, a cloud VM's), and less per request later. A
+    # forked local daemon inherits this from its zygote (providers/local/zygote.py).
+    gc.disable()
+    try:
+        from codebolt_topo.node.daemon import run_daemon
+    finally:
+        gc.freeze()
+        gc.enable()
     return run_daemon(args.config, args.ready_fd)
 
 
