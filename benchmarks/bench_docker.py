@@ -99,10 +99,19 @@ def _timed(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def _compose_round(compose: list[str], file: Path) -> tuple[float, float]:
+def _compose_round(compose: list[str], file: Path) -> tuple[float, float] | None:
+    """Compose's up and down, or None when compose itself failed (said, and cleaned up): under
+    load docker-compose 1.29's ``down`` was seen to fail on a network with "active endpoints"
+    that no container held; the peer's failure should not cost the rest of the run."""
     base = [*compose, "-f", str(file), "-p", file.parent.name]
-    up = _timed([*base, "up", "-d"])
-    down = _timed([*base, "down", "-v"])  # -v: our destroy removes the workspace volumes too
+    try:
+        up = _timed([*base, "up", "-d"])
+        down = _timed([*base, "down", "-v"])  # -v: our destroy removes the workspace volumes too
+    except subprocess.CalledProcessError as failed:
+        said = (failed.stderr or b"").decode(errors="replace").strip().splitlines()
+        print(f"  compose failed ({' '.join(failed.cmd[-2:])}): {said[-1] if said else '?'}")
+        subprocess.run([*base, "down", "-v"], capture_output=True)
+        return None
     return up, down
 
 
@@ -187,8 +196,13 @@ def main() -> None:
             loads = []
             for _ in range(args.rounds):
                 ours.append(_ours_round(path, discard))
-                theirs.append(_compose_round(compose, file))
+                peer_round = _compose_round(compose, file)
+                if peer_round is not None:
+                    theirs.append(peer_round)
                 loads.append(os.getloadavg()[0])
+            if not theirs:
+                print(f"  N={count:3d}: no compose round succeeded, no ratio")
+                continue
             for index, (what, peer) in enumerate((("apply", "up"), ("destroy", "down"))):
                 mine = [sample[index] for sample in ours]
                 them = [sample[index] for sample in theirs]
