@@ -103,7 +103,9 @@ def _compose_round(compose: list[str], file: Path) -> tuple[float, float] | None
     """Compose's up and down, or None when compose itself failed (said, and cleaned up): under
     load docker-compose 1.29's ``down`` was seen to fail on a network with "active endpoints"
     that no container held; the peer's failure should not cost the rest of the run."""
-    base = [*compose, "-f", str(file), "-p", file.parent.name]
+    # A project of this run's own: a network a failed down left behind (see above) stays in
+    # the engine's listing, and a later run's compose would trip on it again.
+    base = [*compose, "-f", str(file), "-p", f"{file.parent.name}-{os.getpid()}"]
     try:
         up = _timed([*base, "up", "-d"])
         down = _timed([*base, "down", "-v"])  # -v: our destroy removes the workspace volumes too
