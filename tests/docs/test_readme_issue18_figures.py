@@ -17,7 +17,7 @@ def test_the_readme_quotes_every_bold_figure_of_the_issue_18_results() -> None:
     bold = re.findall(r"\*\*([^*\n]+)\*\*", section)  # in order, so pairs never mix
     figure = re.compile(r"(USS )?[\d.]+( ms| s| MB/s| MiB)?")
     figures = {text for text in bold if figure.fullmatch(text)}
-    assert {"6.80 s", "2.39 s", "1.40"} <= figures, figures
+    assert {"15.66 s", "1.93 s", "1.45"} <= figures, figures
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     paragraph = readme.split("From the shell and on one machine (issue 18;", 1)[1]
     paragraph = " ".join(paragraph.split("\n\n", 1)[0].split())
