@@ -8,6 +8,7 @@ the Python API never need to import websockets, pydantic or ruamel to handle fai
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "TopoError",
     "TopologyError",
     "ValidationIssue",
+    "cannot_reach",
 ]
 
 
@@ -97,3 +99,17 @@ class ExecError(TopoError):
         self.hop = hop
         self.code = code
         super().__init__(message)
+
+
+def cannot_reach(who: str, reason: str | BaseException, node: str | None) -> ExecError:
+    """A connection to a node that did not open, in the one wording every way of connecting
+    uses (a WebSocket, a ``GET /info``): ``cannot reach WHO: REASON``, code ``unreachable``. A
+    certificate the topology's CA did not issue for that node says so."""
+    ssl = sys.modules.get("ssl")  # not imported here: validate and --help never load it
+    if ssl is not None and isinstance(reason, ssl.SSLCertVerificationError):
+        reason = f"its certificate is not the topology's for this node ({reason.verify_message})"
+    elif isinstance(reason, OSError) and reason.strerror:
+        reason = reason.strerror
+    elif isinstance(reason, BaseException):
+        reason = str(reason) or type(reason).__name__
+    return ExecError(f"cannot reach {who}: {reason}", node=node, code="unreachable")

@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-from codebolt_topo.errors import ConfigError, ExecError
+from codebolt_topo.errors import ConfigError, ExecError, cannot_reach
 from codebolt_topo.netaddr import is_loopback
 from codebolt_topo.wire.probe import MAX_INFO_ANSWER, InfoAnswer, info_request, read_info_answer
 
@@ -42,17 +42,8 @@ async def ask_info(
     secure: dict[str, Any] = {"ssl": tls, "server_hostname": name} if tls is not None else {}
     try:
         reader, writer = await asyncio.open_connection(host, port, **secure)
-    except ssl.SSLCertVerificationError as exc:
-        raise ExecError(
-            f"cannot reach {who}: its certificate is not the topology's for this node "
-            f"({exc.verify_message})",
-            node=name,
-            code="unreachable",
-        ) from None
-    except OSError as exc:
-        raise ExecError(
-            f"cannot reach {who}: {exc.strerror or exc}", node=name, code="unreachable"
-        ) from None
+    except OSError as exc:  # a certificate the topology did not issue to ``name`` too
+        raise cannot_reach(who, exc, name) from None
     try:
         writer.write(info_request(parts.netloc, token))
         raw = await reader.read(MAX_INFO_ANSWER)
@@ -62,9 +53,7 @@ async def ask_info(
                 break
             raw += more
     except OSError as exc:
-        raise ExecError(
-            f"cannot reach {who}: {exc.strerror or exc}", node=name, code="unreachable"
-        ) from None
+        raise cannot_reach(who, exc, name) from None
     finally:
         writer.close()
     answer = read_info_answer(raw)

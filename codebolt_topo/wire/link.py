@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from codebolt_topo.errors import ConfigError, ExecError, ProtocolError, TopoError
+from codebolt_topo.errors import ConfigError, ExecError, ProtocolError, TopoError, cannot_reach
 from codebolt_topo.wire.clock import CLOCK_REFRESH, PeerClock
 from codebolt_topo.wire.codec import decode, encode
 from codebolt_topo.wire.frames import HEADER, MAX_MESSAGE_SIZE, WRITE_LIMIT
@@ -125,20 +125,8 @@ async def open_connection(
         raise ExecError(f"{who} answered HTTP {status}", node=name, code="unreachable") from None
     except InvalidURI as exc:
         raise ConfigError(f"invalid node URL {url!r}: {exc}") from None
-    except ssl.SSLCertVerificationError as exc:
-        raise ExecError(
-            f"cannot reach {who}: its certificate is not the topology's for this node "
-            f"({exc.verify_message})",
-            node=name,
-            code="unreachable",
-        ) from None
-    except (OSError, TimeoutError, InvalidHandshake) as exc:
-        reason = (
-            exc.strerror
-            if isinstance(exc, OSError) and exc.strerror
-            else str(exc) or (type(exc).__name__)
-        )
-        raise ExecError(f"cannot reach {who}: {reason}", node=name, code="unreachable") from None
+    except (OSError, TimeoutError, InvalidHandshake) as exc:  # a certificate error is an OSError
+        raise cannot_reach(who, exc, name) from None
 
 
 class Link:
