@@ -349,11 +349,14 @@ class Session:
                 f"node {name!r} already ran request {key!r} with another payload",
             )
             return
+        held.joining += 1  # listed as followed while it starts (HeldJob.state)
         try:
             pid = await asyncio.shield(held.ready)
         except ExecError as exc:
             await self.fail(request, name, name, exc.code or "spawn-failed", str(exc))
             return
+        finally:
+            held.joining -= 1
         if self.closed or request.detached:
             return
         sub = Subscription(held)

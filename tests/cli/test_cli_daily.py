@@ -52,7 +52,8 @@ def _wait_for_job(cwd: Path, node: str, timeout: float = 20.0) -> dict[str, obje
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listed = json.loads(codebolt("jobs", "--json", cwd=cwd).stdout)
-        found = [job for job in listed["jobs"] if job["node"] == node]
+        # Started: a job is listed from its admission, before its process has a pid.
+        found = [job for job in listed["jobs"] if job["node"] == node and job["pid"] is not None]
         if found:
             return found[0]
         time.sleep(0.2)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from codebolt_topo.client import Exit, Failed, Notification, Output, Started
+from codebolt_topo.client import Exit, Failed, Notification, Output, SnapshotRequest, Started
 from codebolt_topo.testing import Cluster, process_running
 
 
@@ -301,3 +301,37 @@ def test_hop_limit(make_cluster) -> None:  # type: ignore[no-untyped-def]
 
     failed = asyncio.run(main())
     assert (failed.node, failed.code, failed.hop) == ("c", "hop-limit", "b")
+
+
+def test_a_job_being_started_for_its_caller_is_listed_running_not_detached(  # type: ignore[no-untyped-def]
+    make_cluster,
+) -> None:
+    """Between a job's admission and its caller's attach lies its start: here a snapshot of a
+    workspace of 3,000 files. ``jobs`` listed it ``detached`` in that window (seen in CI, where
+    a loaded box widened it), as if its caller had gone."""
+    cluster = make_cluster([("a", "b")])
+    workspace = cluster.root / "a" / "ws"
+    for i in range(3000):
+        (workspace / f"f{i:04d}.txt").write_bytes(os.urandom(2048))
+
+    async def main() -> tuple[list[str], int | None]:
+        async with cluster.client("a") as caller, cluster.client("a") as operator:
+            handle = await caller.exec(
+                "a",
+                argv=["true"],
+                snapshot=SnapshotRequest(objective="o", thread="t", run="r", when="before"),
+            )
+            seen: list[str] = []
+            pending = asyncio.ensure_future(handle.result())
+            while not pending.done():
+                info = await operator.info(detail=True)
+                seen += [job["state"] for job in info["job_list"] if job["id"] == handle.id]
+                await asyncio.sleep(0.005)
+            result = await pending
+            exit_ = result.nodes["a"].exit
+            return seen, exit_.code if isinstance(exit_, Exit) else None
+
+    seen, code = asyncio.run(main())
+    assert code == 0
+    assert seen, "the job was never listed while it ran"
+    assert set(seen) <= {"running", "finished"}, seen

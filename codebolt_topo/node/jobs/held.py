@@ -115,6 +115,9 @@ class HeldJob:
         self.local = job(self)
         self.buffers = (ReplayBuffer(), ReplayBuffer(), ReplayBuffer())
         self.subs: list[Subscription] = []
+        self.joining = 0
+        """Callers waiting for the process to start before they attach (``Session``): a job
+        being spawned for its caller is not a job nobody follows."""
         self.exit: dict[str, Any] | None = None
         self.pid: int | None = None
         self.created = time.monotonic()
@@ -126,11 +129,11 @@ class HeldJob:
 
     @property
     def state(self) -> str:
-        """``running`` (someone attached), ``detached`` (running, nobody attached) or
-        ``finished``."""
+        """``running`` (someone attached, or about to), ``detached`` (running, nobody
+        attached) or ``finished``."""
         if self.exit is not None:
             return "finished"
-        return "running" if self.subs else "detached"
+        return "running" if self.subs or self.joining else "detached"
 
     @property
     def buffered(self) -> int:
