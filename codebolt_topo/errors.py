@@ -101,15 +101,15 @@ class ExecError(TopoError):
         super().__init__(message)
 
 
-def cannot_reach(who: str, reason: str | BaseException, node: str | None) -> ExecError:
+def cannot_reach(who: str, error: BaseException, node: str | None) -> ExecError:
     """A connection to a node that did not open, in the one wording every way of connecting
     uses (a WebSocket, a ``GET /info``): ``cannot reach WHO: REASON``, code ``unreachable``. A
     certificate the topology's CA did not issue for that node says so."""
     ssl = sys.modules.get("ssl")  # not imported here: validate and --help never load it
-    if ssl is not None and isinstance(reason, ssl.SSLCertVerificationError):
-        reason = f"its certificate is not the topology's for this node ({reason.verify_message})"
-    elif isinstance(reason, OSError) and reason.strerror:
-        reason = reason.strerror
-    elif isinstance(reason, BaseException):
-        reason = str(reason) or type(reason).__name__
+    if ssl is not None and isinstance(error, ssl.SSLCertVerificationError):
+        reason = f"its certificate is not the topology's for this node ({error.verify_message})"
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror
+    else:
+        reason = str(error) or type(error).__name__
     return ExecError(f"cannot reach {who}: {reason}", node=node, code="unreachable")

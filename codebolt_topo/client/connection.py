@@ -80,7 +80,7 @@ class NodeClient:
         Leaving the context closes the connection without cancelling anything: jobs still
         running keep running on their nodes (for their lease) and can be attached again.
         """
-        if tls is None and ca is not None:
+        if tls is None:
             tls = pinned_client(ca, url)
         link = await Link.open(url, token, name or "", keepalive, tls)
         client = cls(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from codebolt_topo.engine.http_info import ask_info, info_over_http
 from codebolt_topo.engine.statekey import is_sealed, sealed_key_id
 from codebolt_topo.errors import StateError, TopoError
 from codebolt_topo.model.state import NodeState, State
+from codebolt_topo.wire.tls import pinned_client
 
 if TYPE_CHECKING:
     from codebolt_topo.client import NodeClient
@@ -108,7 +108,10 @@ class HeartbeatProber:
     async def _info(self, node: NodeState, url: str, timeout: float) -> dict[str, Any]:
         if self.one_shot and info_over_http(url):
             answer = await asyncio.wait_for(
-                ask_info(url, node.admin_token, name=node.name, tls=_pinned(node, url)), timeout
+                ask_info(
+                    url, node.admin_token, name=node.name, tls=pinned_client(node.pinned_ca, url)
+                ),
+                timeout,
             )
             if answer.info is not None:
                 return answer.info
@@ -208,12 +211,3 @@ class HeartbeatProber:
         """Close every connection (each waits at most its heartbeat timeout), at once."""
         opened, self._open = list(self._open.values()), {}
         await asyncio.gather(*(self._aclose(current) for current in opened), *self._closing)
-
-
-def _pinned(node: NodeState, url: str) -> ssl.SSLContext | None:
-    """The context pinning the topology's CA for a ``wss://`` node (as ``NodeClient.admin``)."""
-    if node.pinned_ca is None:
-        return None
-    from codebolt_topo.wire.tls import pinned_client
-
-    return pinned_client(node.pinned_ca, url)

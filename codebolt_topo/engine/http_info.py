@@ -46,11 +46,10 @@ async def ask_info(
         raise cannot_reach(who, exc, name) from None
     try:
         writer.write(info_request(parts.netloc, token))
-        raw = await reader.read(MAX_INFO_ANSWER)
-        while raw and len(raw) < MAX_INFO_ANSWER and not reader.at_eof():
-            more = await reader.read(MAX_INFO_ANSWER - len(raw))
-            if not more:
-                break
+        raw = b""  # up to the node's close, at most MAX_INFO_ANSWER
+        while len(raw) < MAX_INFO_ANSWER and (
+            more := await reader.read(MAX_INFO_ANSWER - len(raw))
+        ):
             raw += more
     except OSError as exc:
         raise cannot_reach(who, exc, name) from None

@@ -46,10 +46,11 @@ def client_context(ca: str, identity: TlsIdentity | None = None) -> ssl.SSLConte
     return context
 
 
-def pinned_client(ca: str, url: str) -> ssl.SSLContext | None:
+def pinned_client(ca: str | None, url: str) -> ssl.SSLContext | None:
     """The context an admin client (no certificate of its own) opens ``url`` with: the CA
-    pinned for ``wss://``, None for ``ws://``. Built once per CA (loading it costs ~1 ms)."""
-    return _admin_context(ca) if is_tls_url(url) else None
+    pinned for ``wss://``, None for ``ws://`` or without a CA (a node that serves no TLS).
+    Built once per CA (loading it costs ~1 ms)."""
+    return _admin_context(ca) if ca is not None and is_tls_url(url) else None
 
 
 @lru_cache(maxsize=16)

@@ -24,18 +24,23 @@ HEAVY = (
 )
 
 
-def _imported(args: list[str], cwd: Path) -> set[str]:
+def _run(args: list[str], cwd: Path) -> tuple[set[str], str]:
+    """``main(args)`` in a fresh interpreter: the heavy libraries it imported, and its stdout."""
     code = (
-        "import contextlib, io, sys\n"
+        "import contextlib, io, json, sys\n"
         "from codebolt_topo.cli.main import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    main({args!r})\n"
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    code = main({args!r})\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print(json.dumps({'code': code, 'heavy': heavy, 'stdout': out.getvalue()}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True
     )
-    return set(out.stdout.split())
+    report = json.loads(out.stdout)
+    assert report["code"] == 0, out.stderr
+    return set(report["heavy"]), report["stdout"]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["validate", "topology.yaml"]])
@@ -43,7 +48,7 @@ def test_help_and_validate_import_no_heavy_library(tmp_path: Path, args: list[st
     (tmp_path / "topology.yaml").write_text(
         "name: t\nnodes: {a: {}, b: {}, c: {}}\nedges: [{linear: [a, b, c]}]\n"
     )
-    assert _imported(args, tmp_path) == set()
+    assert _run(args, tmp_path)[0] == set()
 
 
 @pytest.mark.slow
@@ -57,19 +62,9 @@ def test_a_plain_status_of_loopback_nodes_opens_no_websocket(
     monkeypatch.setenv("CODEBOLT_BROKER", "0")  # the full path, in this process's child
     topology = "name: looked\nnodes: {a: {}, b: {}}\nedges: [a -> b]\n"
     with applied_through_the_cli(tmp_path_factory, "looked", topology) as directory:
-        code = (
-            "import sys\n"
-            "from codebolt_topo.cli.main import main\n"
-            "code = main(['status', '--json'])\n"
-            "print('websockets' in sys.modules, file=sys.stderr)\n"
-            "sys.exit(code)\n"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code], cwd=directory, capture_output=True, text=True
-        )
-    assert out.returncode == 0, out.stderr
-    assert out.stderr.strip().splitlines()[-1] == "False"
-    document = json.loads(out.stdout)
+        heavy, stdout = _run(["status", "--json"], directory)
+    assert "websockets" not in heavy
+    document = json.loads(stdout)
     beats = {row["name"]: row["heartbeat_ms"] for row in document["nodes"]}
     assert set(beats) == {"a", "b"}
     assert all(isinstance(ms, float) for ms in beats.values()), beats
