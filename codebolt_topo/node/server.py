@@ -65,7 +65,12 @@ async def start_server(core: NodeCore, host: str, port: int) -> Server:
 
     def admit(ws: ServerConnection, request: Request) -> Response | None:
         """A joining node's one request (TLS servers only: its answer is a launch config),
-        else the WebSocket handshake's authentication."""
+        else the WebSocket handshake's authentication. Every one of them is a GET: websockets
+        hands this hook any method, and would refuse only an upgrade that is not."""
+        if request.method != "GET":
+            response = ws.respond(HTTPStatus.METHOD_NOT_ALLOWED, "Only GET is served here\n")
+            response.headers["Allow"] = "GET"
+            return response
         if request.path == JOIN_PATH and tls is not None:
             return desk.respond(ws, request)
         if request.path == INFO_PATH:

@@ -92,6 +92,17 @@ def test_every_refusal_of_the_handshake_applies(
     assert (answer.status, answer.info) == (status, None)
 
 
+@pytest.mark.parametrize("path", ["/info", "/join", "/"])
+def test_only_get_is_served_on_any_path(chain: Cluster, path: str) -> None:
+    """websockets hands the request hook any method: a POST with the admin token got the
+    ``info`` reply before the server refused every method but GET."""
+    request = f"POST {path} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {chain.admin_token}"
+    raw = asyncio.run(_raw(chain.url("a"), (request + "\r\nContent-Length: 0\r\n\r\n").encode()))
+    answer = read_info_answer(raw)
+    assert (answer.status, answer.info) == (405, None)
+    assert b"\r\nAllow: GET\r\n" in raw
+
+
 def test_a_one_shot_prober_keeps_nothing_open(chain: Cluster) -> None:
     prober = HeartbeatProber(one_shot=True)
 
